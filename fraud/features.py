@@ -1,0 +1,177 @@
+"""Feature catalogue and the per-event feature computation.
+
+Every feature a rule or the model may name is defined here, once; training, backtests and live
+detection all call `FeaturePlan.compute`, so there is no training/serving skew. A plan computes only
+the features its consumers named (SPEC 4: naming `count_90m` in a rule is enough to get it).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from bisect import bisect_right
+from typing import Iterable
+
+from .history import NAN, CardHistory
+
+DAY_MS = 86_400_000
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
+WINDOW_RE = re.compile(r"^(count|sum|avg|min|max|distinct_merchants)_([1-9][0-9]{0,5})([smhd])$")
+PROFILE_MS = 30 * DAY_MS  # span of the card's own history that amount_z_30d & co. compare against
+
+# name -> documentation (the README's feature table is generated from the same words).
+EXTRA_FEATURES: dict[str, str] = {
+    "amount": "the transaction amount",
+    "secs_since_prev": "seconds since the card's previous transaction in event time (NaN for the first)",
+    "dist_prev_km": "great-circle distance (km) from the card's previous card-present payment with a "
+                    "location; NaN unless this payment is card-present with a location",
+    "speed_kmh": "dist_prev_km divided by the time between the two payments (at least 1 minute), km/h",
+    "new_merchant": "1 if the card has no earlier transaction at this merchant in the last 30 days, else 0",
+    "hour_of_day": "hour of the event time, UTC, 0-23 (fractional)",
+    "card_present": "1 for pos/atm, 0 for other channels, NaN when the record has no channel",
+    "amount_z_30d": "z-score of the amount against the card's earlier amounts of the last 30 days "
+                    "(std floored at 1); NaN with fewer than 3 earlier transactions",
+    "amount_to_avg_30d": "amount divided by (1 + mean of the card's earlier amounts of the last 30 days); "
+                         "NaN without earlier transactions",
+    "amount_to_max_30d": "amount divided by (1 + max of the card's earlier amounts of the last 30 days); "
+                         "NaN without earlier transactions",
+}
+
+WINDOW_DOC = ("`<agg>_<window>`: agg in count, sum, avg, min, max, distinct_merchants over the card's "
+              "transactions with event time in (t - window, t], this one included; window = a whole "
+              "number with unit s, m, h or d")
+
+_COUNT, _SUM, _AVG, _MIN, _MAX, _DISTINCT = range(6)
+_AGG_CODE = {"count": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX,
+             "distinct_merchants": _DISTINCT}
+
+
+def parse_window(name: str) -> tuple[str, int] | None:
+    """`sum_24h` -> ("sum", 86_400_000); None if the name is not a window feature."""
+    m = WINDOW_RE.match(name)
+    if m is None:
+        return None
+    return m.group(1), int(m.group(2)) * _UNIT_MS[m.group(3)]
+
+
+def is_known(name: str) -> bool:
+    return name in EXTRA_FEATURES or parse_window(name) is not None
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1 = math.radians(lat1)
+    p2 = math.radians(lat2)
+    a = (math.sin((p2 - p1) * 0.5) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) * 0.5) ** 2)
+    return 12_742.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+class FeaturePlan:
+    """The features one detector computes, in a fixed order (`names`), and how to compute them."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names: list[str] = list(dict.fromkeys(names))
+        unknown = [n for n in self.names if not is_known(n)]
+        if unknown:
+            raise ValueError(f"unknown feature(s): {', '.join(unknown)}")
+        self.index = {n: i for i, n in enumerate(self.names)}
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for slot, name in enumerate(self.names):
+            parsed = parse_window(name)
+            if parsed:
+                groups.setdefault(parsed[1], []).append((_AGG_CODE[parsed[0]], slot))
+        # (duration, needs amounts slice, needs merchants, [(agg, slot)]) - decided once, not per event
+        self._groups = [
+            (dur, any(a in (_SUM, _AVG, _MIN, _MAX) for a, _ in aggs),
+             any(a == _DISTINCT for a, _ in aggs), aggs)
+            for dur, aggs in sorted(groups.items())
+        ]
+        want = set(self.names)
+        self._extras = [(n, self.index[n]) for n in EXTRA_FEATURES if n in want]
+        self._profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
+        longest = max((d for d, *_ in self._groups), default=0)
+        self.retention_ms = max(longest, PROFILE_MS)
+
+    def new_vector(self) -> list[float]:
+        return [NAN] * len(self.names)
+
+    def compute(self, h: CardHistory, i: int, tx, out: list[float]) -> None:
+        """Fill `out` for the event just inserted at index `i` of history `h`."""
+        times = h.ts
+        t = times[i]
+        hi = bisect_right(times, t, i)
+        for dur, need_amt, need_mer, aggs in self._groups:
+            lo = bisect_right(times, t - dur, 0, i)
+            n = hi - lo
+            if need_amt:
+                window = h.amt[lo:hi]
+            for agg, slot in aggs:
+                if agg == _COUNT:
+                    out[slot] = n
+                elif agg == _SUM:
+                    out[slot] = sum(window)
+                elif agg == _AVG:
+                    out[slot] = sum(window) / n
+                elif agg == _MIN:
+                    out[slot] = min(window)
+                elif agg == _MAX:
+                    out[slot] = max(window)
+                else:
+                    out[slot] = len(set(h.mer[lo:hi]))
+        if not self._extras:
+            return
+        amount = h.amt[i]
+        if self._profile:
+            lo = bisect_right(times, t - PROFILE_MS, 0, i)
+            prior = h.amt[lo:i]
+            k = len(prior)
+            if k:
+                total = sum(prior)
+                mean = total / k
+                to_avg = amount / (1.0 + mean)
+                to_max = amount / (1.0 + max(prior))
+                if k >= 3:
+                    var = sum(map(operator.mul, prior, prior)) / k - mean * mean
+                    z = (amount - mean) / max(math.sqrt(var) if var > 0 else 0.0, 1.0)
+                else:
+                    z = NAN
+            else:
+                to_avg = to_max = z = NAN
+        for name, slot in self._extras:
+            if name == "amount":
+                out[slot] = amount
+            elif name == "secs_since_prev":
+                out[slot] = (t - times[i - 1]) / 1000.0 if i else NAN
+            elif name == "dist_prev_km" or name == "speed_kmh":
+                out[slot] = self._travel(h, i, name == "speed_kmh")
+            elif name == "new_merchant":
+                lo = bisect_right(times, t - PROFILE_MS, 0, i)
+                out[slot] = 0.0 if h.mer[i] in h.mer[lo:i] else 1.0
+            elif name == "hour_of_day":
+                out[slot] = (t % DAY_MS) / 3_600_000.0
+            elif name == "card_present":
+                cp = tx.card_present
+                out[slot] = NAN if cp is None else float(cp)
+            elif name == "amount_z_30d":
+                out[slot] = z
+            elif name == "amount_to_avg_30d":
+                out[slot] = to_avg
+            else:
+                out[slot] = to_max
+
+    @staticmethod
+    def _travel(h: CardHistory, i: int, speed: bool) -> float:
+        if not h.cp[i]:
+            return NAN
+        cps = h.cp
+        j = i - 1
+        while j >= 0 and not cps[j]:
+            j -= 1
+        if j < 0:
+            return NAN
+        dist = haversine_km(h.lat[j], h.lon[j], h.lat[i], h.lon[i])
+        if not speed:
+            return dist
+        hours = max(h.ts[i] - h.ts[j], 60_000) / 3_600_000.0
+        return dist / hours
