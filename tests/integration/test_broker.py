@@ -30,11 +30,14 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 def bootstrap() -> str:
     addr = os.environ.get("KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
     admin = AdminClient({"bootstrap.servers": addr, "log_level": 0})
+    error = None
     try:
         md = admin.list_topics(timeout=10)
     except KafkaException as exc:
+        error = exc
+    if error is not None:
         pytest.fail(
-            f"no Kafka broker answers on {addr} ({exc}); start one with "
+            f"no Kafka broker answers on {addr} ({error}); start one with "
             "`export KAFKA_BOOTSTRAP=$(scripts/kafka.sh start)`",
             pytrace=False,
         )

@@ -1,0 +1,244 @@
+"""The `fraud` command line (SPEC.md section 2). User errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+
+from .config import DEFAULT_MODEL, DEFAULT_RULES, load_config
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="fraudstream: real-time card-fraud detection (simulate, train, detect, evaluate).")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    print(f"fraud: error: {msg}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _need_file(path: str, what: str) -> None:
+    if path != "-" and not Path(path).is_file():
+        raise UserError(f"{path}: {what} not found")
+
+
+def _detector_parts(model: Optional[str], rules: Optional[str], no_model: bool):
+    from .model import load_model
+    from .rules import load_rules
+
+    rule_set = load_rules(rules or DEFAULT_RULES)
+    fast = None
+    if not no_model:
+        model_dir = model or str(DEFAULT_MODEL)
+        if model is None and not (Path(model_dir) / "model.json").exists():
+            print(f"fraud: warning: no default model at {model_dir}; deciding with rules only",
+                  file=sys.stderr)
+        else:
+            fast = load_model(model_dir)
+    return rule_set, fast
+
+
+@app.command()
+def simulate(
+    out: str = typer.Option(..., "--out", help="transactions JSON Lines file to write"),
+    labels: str = typer.Option(..., "--labels", help="labels JSON Lines file to write"),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="also write confirmed fraud reports here"),
+    cards: int = typer.Option(2000, "--cards", min=1, help="number of cardholders"),
+    days: int = typer.Option(30, "--days", min=1, help="days of activity"),
+    seed: int = typer.Option(7, "--seed", help="random seed: same seed, same bytes"),
+    start: str = typer.Option("2026-01-01", "--start", help="first day (UTC), YYYY-MM-DD"),
+    fraud_rate: float = typer.Option(0.0075, "--fraud-rate", min=0.0, max=0.5, help="target share of frauds"),
+    late_share: float = typer.Option(0.02, "--late-share", min=0.0, max=1.0,
+                                     help="share of events that arrive late / out of order"),
+) -> None:
+    """Write a seeded, labelled synthetic transaction stream (in arrival order)."""
+    from generator.simulate import SimConfig, write_files
+
+    from .progress import progress_bar
+
+    cfg = SimConfig(cards=cards, days=days, seed=seed, start=start, fraud_rate=fraud_rate,
+                    late_share=late_share)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    with progress_bar("simulate", None) as update:
+        stats = write_files(cfg, out, labels, feedback, progress=lambda d, t: update(d))
+    print(f"wrote {stats['n_tx']:,} transactions ({stats['n_fraud']:,} fraud, "
+          f"{stats['n_late']:,} late) to {out}; labels to {labels}", file=sys.stderr)
+
+
+@app.command()
+def train(
+    transactions: str = typer.Option(..., "--transactions", help="transactions JSON Lines (arrival order)"),
+    labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
+    model: str = typer.Option(..., "--model", help="directory to save the model and its card in"),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="confirmed fraud reports (not used yet)"),
+    warmup_days: float = typer.Option(3.0, "--warmup-days", min=0.0,
+                                      help="first days only build history, no training rows"),
+    config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
+) -> None:
+    """Replay transactions through the detector, fit a model on the labelled ones, save it."""
+    from .progress import progress_bar
+    from .training import train as fit
+
+    _need_file(transactions, "transactions file")
+    _need_file(labels, "labels file")
+    if feedback:
+        _need_file(feedback, "feedback file")
+    cfg = load_config(config)
+    with progress_bar("train", None) as update:
+        try:
+            card = fit(transactions, labels, model, warmup_days=warmup_days, settings=cfg.detector,
+                       progress=lambda stage, n: update(n))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    v = card["validation"]
+    print(f"model saved to {model}: validation AUC {v.get('roc_auc')}, AP {v.get('average_precision')}, "
+          f"thresholds {card['thresholds']}", file=sys.stderr)
+
+
+@app.command()
+def detect(
+    input: Optional[str] = typer.Option(None, "--input", help="transactions JSON Lines, '-' for stdin"),
+    output: Optional[str] = typer.Option(None, "--output", help="decisions JSON Lines, '-' for stdout"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory (default models/default)"),
+    rules: Optional[str] = typer.Option(None, "--rules", help="rules YAML (default config/rules.yaml)"),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="confirmed fraud reports (not used yet)"),
+    dead_letter: Optional[str] = typer.Option(None, "--dead-letter",
+                                              help="bad records (default: next to the output, *.rejected.jsonl)"),
+    state: Optional[str] = typer.Option(None, "--state",
+                                        help="RocksDB state directory: checkpoints, and resume after a stop"),
+    config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
+    no_model: bool = typer.Option(False, "--no-model", help="rules only"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="Kafka bootstrap servers (consumer-group mode)"),
+    group: Optional[str] = typer.Option(None, "--group", help="Kafka consumer group"),
+    input_topic: Optional[str] = typer.Option(None, "--input-topic", help="Kafka input topic"),
+    output_topic: Optional[str] = typer.Option(None, "--output-topic", help="Kafka output topic"),
+) -> None:
+    """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
+    from .detector import Detector
+    from .embedded import default_dead_letter_path, run_file
+    from .progress import progress_bar
+    from .state_store import StateStore
+
+    if kafka:
+        raise UserError("--kafka: the Kafka runner is not part of this build yet (see the README)")
+    if input is None or output is None:
+        raise UserError("--input and --output are required (or --kafka)")
+    _need_file(input, "input file")
+    if feedback:
+        _need_file(feedback, "feedback file")
+    cfg = load_config(config)
+    rule_set, fast = _detector_parts(model, rules, no_model)
+    store = StateStore(state, cache_size=cfg.cache_cards)
+    try:
+        det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector)
+        total = Path(input).stat().st_size if input != "-" else None
+        with progress_bar("detect", total) as update:
+            stats = run_file(det, input, output, dead_letter or default_dead_letter_path(output),
+                             checkpoint_every=cfg.checkpoint_every, progress=update)
+    finally:
+        store.close()
+    lat = sorted(stats.latencies_ms)
+    p50 = lat[len(lat) // 2] if lat else 0.0
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0
+    d = stats.decisions
+    print(f"decided {stats.records:,} transactions in {stats.seconds:.1f}s ({stats.throughput:,.0f}/s): "
+          f"block {d['block']:,}, review {d['review']:,}, allow {d['allow']:,}; late {stats.late:,}; "
+          f"dead letters {stats.dead_letters:,}; latency p50 {p50:.3f} ms, p99 {p99:.3f} ms",
+          file=sys.stderr)
+
+
+@app.command()
+def evaluate(
+    decisions: str = typer.Option(..., "--decisions", help="decisions JSON Lines"),
+    labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
+    json_out: Optional[str] = typer.Option(None, "--json", help="also write the metrics as JSON here"),
+) -> None:
+    """Ranking and decision metrics: ROC AUC, AP, card precision@100, block precision/recall, latency."""
+    from .evaluation import evaluate as run, format_report
+
+    _need_file(decisions, "decisions file")
+    _need_file(labels, "labels file")
+    metrics = run(decisions, labels)
+    print(format_report(metrics))
+    if json_out:
+        Path(json_out).write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+
+
+@app.command()
+def backtest(
+    rules: str = typer.Option(..., "--rules", help="rules YAML to try"),
+    transactions: str = typer.Option(..., "--transactions", help="transactions JSON Lines"),
+    labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory (default models/default)"),
+    no_model: bool = typer.Option(False, "--no-model", help="rules only"),
+    config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
+    json_out: Optional[str] = typer.Option(None, "--json", help="also write the results as JSON here"),
+) -> None:
+    """Per rule: hits, precision, recall, and the block rate the rule set would cause."""
+    from .backtest import backtest as run, format_backtest
+    from .progress import progress_bar
+
+    _need_file(transactions, "transactions file")
+    _need_file(labels, "labels file")
+    cfg = load_config(config)
+    rule_set, fast = _detector_parts(model, rules, no_model)
+    with progress_bar("backtest", None) as update:
+        result = run(rule_set, transactions, labels, fast, cfg.detector, progress=update)
+    print(format_backtest(result))
+    if json_out:
+        Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+@app.command()
+def demo(
+    directory: str = typer.Option("runs/demo", "--dir", help="where the demo writes its files"),
+    cards: int = typer.Option(3000, "--cards", min=50, help="number of cardholders"),
+    days: int = typer.Option(30, "--days", min=10, help="days of activity"),
+    seed: int = typer.Option(7, "--seed", help="random seed"),
+) -> None:
+    """The whole story on one machine: simulate, train, detect, evaluate, and print a report."""
+    from .demo import run_demo
+
+    run_demo(directory, cards=cards, days=days, seed=seed)
+
+
+def main() -> None:
+    """Console entry point: usage errors and user errors become one line on stderr, exit status 2."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(prog_name="fraud", standalone_mode=False)
+    except UserError as exc:
+        print(f"fraud: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("fraud: aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("fraud: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:
+        # click's ClickException (typer ships its own copy of click): usage errors, bad values.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            where = f"fraud {ctx.info_name}" if ctx is not None and ctx.parent is not None else "fraud"
+            if type(exc).__name__.startswith("NoArgsIsHelp"):
+                print(exc.format_message())
+                sys.exit(0)
+            print(f"{where}: error: {exc.format_message()} (see --help)", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Pipeline settings from `config/pipeline.yaml` (and environment), validated on load.
+
+Only what the detector needs lives here; each field is checked so a typo fails fast with a message
+naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .detector import DetectorSettings
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "pipeline.yaml"
+DEFAULT_RULES = ROOT / "config" / "rules.yaml"
+DEFAULT_MODEL = ROOT / "models" / "default"
+
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(value: object, where: str) -> int:
+    """'5s', '90m', '1d', '250ms' or a number of milliseconds."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for unit in ("ms", "s", "m", "h", "d"):
+            num = text[: -len(unit)]
+            if text.endswith(unit) and num.strip().isdigit():
+                return int(num) * _UNITS[unit]
+    raise ConfigError(f"{where}: expected a duration such as 5s, 90m, 1d or milliseconds, got {value!r}")
+
+
+@dataclass
+class PipelineConfig:
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    checkpoint_every: int = 10_000
+    cache_cards: int = 100_000
+    kafka: dict = field(default_factory=dict)
+    source: str = "<defaults>"
+
+
+_SCHEMA = {
+    "detector": {"watermark_bound", "allowed_lateness"},
+    "state": {"checkpoint_every", "cache_cards"},
+    "kafka": None,  # free-form: validated by the Kafka runner
+}
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read the pipeline YAML (default config/pipeline.yaml; a missing default file means defaults)."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path(os.environ.get("FRAUD_CONFIG", DEFAULT_CONFIG))
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found")
+        return PipelineConfig()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for section, value in doc.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{path}: unknown section {section!r} (known: {', '.join(_SCHEMA)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {section}: must be a mapping")
+        allowed = _SCHEMA[section]
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise ConfigError(f"{path}: {section}.{key}: unknown field (known: {', '.join(sorted(allowed))})")
+    det = doc.get("detector", {})
+    st = doc.get("state", {})
+    cfg = PipelineConfig(source=str(path), kafka=dict(doc.get("kafka", {})))
+    cfg.detector = DetectorSettings(
+        watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
+        allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),
+    )
+    for key, attr in (("checkpoint_every", "checkpoint_every"), ("cache_cards", "cache_cards")):
+        if key in st:
+            v = st[key]
+            if type(v) is not int or v < 1:
+                raise ConfigError(f"{path}: state.{key}: must be a positive integer, got {v!r}")
+            setattr(cfg, attr, v)
+    return cfg

@@ -1,0 +1,93 @@
+"""`fraud demo`: simulate, train, detect and evaluate on one machine, then print a report.
+
+Leaves behind, in the demo directory, everything `notebooks/results.ipynb` reads:
+transactions.jsonl, labels.jsonl, feedback.jsonl, model/, decisions.jsonl, metrics.json,
+backtest.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from .config import DEFAULT_RULES, load_config
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_demo(directory: str, cards: int = 3000, days: int = 30, seed: int = 7) -> dict:
+    from generator.simulate import SimConfig, write_files
+
+    from .backtest import backtest
+    from .detector import Detector
+    from .embedded import run_file
+    from .evaluation import evaluate, format_report
+    from .model import load_model
+    from .progress import progress_bar
+    from .rules import load_rules
+    from .state_store import StateStore
+    from .training import train
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tx, labels, fb = out / "transactions.jsonl", out / "labels.jsonl", out / "feedback.jsonl"
+    model_dir, decisions = out / "model", out / "decisions.jsonl"
+    cfg = load_config()
+    timings = {}
+
+    t0 = time.perf_counter()
+    _say(f"[1/4] simulate {cards:,} cards x {days} days (seed {seed}) -> {tx}")
+    with progress_bar("simulate", None) as update:
+        sim = write_files(SimConfig(cards=cards, days=days, seed=seed), str(tx), str(labels), str(fb),
+                          progress=lambda d, t: update(d))
+    timings["simulate_s"] = time.perf_counter() - t0
+    _say(f"      {sim['n_tx']:,} transactions, {sim['n_fraud']:,} frauds, {sim['n_late']:,} late "
+         f"({timings['simulate_s']:.1f}s)")
+
+    t0 = time.perf_counter()
+    _say(f"[2/4] train: replay through the detector, fit gradient-boosted trees -> {model_dir}")
+    with progress_bar("train", None) as update:
+        card = train(str(tx), str(labels), str(model_dir), settings=cfg.detector,
+                     progress=lambda stage, n: update(n))
+    timings["train_s"] = time.perf_counter() - t0
+    v = card["validation"]
+    _say(f"      validation (last 20% in time): AUC {v.get('roc_auc')}, AP {v.get('average_precision')}, "
+         f"thresholds {card['thresholds']} ({timings['train_s']:.1f}s)")
+
+    t0 = time.perf_counter()
+    _say(f"[3/4] detect with {DEFAULT_RULES.name} + the new model -> {decisions}")
+    rules = load_rules(DEFAULT_RULES)
+    model = load_model(model_dir)
+    store = StateStore(None, cache_size=cfg.cache_cards)
+    try:
+        det = Detector(store, rules=rules, model=model, settings=cfg.detector)
+        with progress_bar("detect", tx.stat().st_size) as update:
+            stats = run_file(det, str(tx), str(decisions), str(out / "decisions.rejected.jsonl"),
+                             checkpoint_every=cfg.checkpoint_every, progress=update)
+    finally:
+        store.close()
+    timings["detect_s"] = time.perf_counter() - t0
+    _say(f"      {stats.records:,} decisions at {stats.throughput:,.0f} tx/s ({timings['detect_s']:.1f}s)")
+
+    t0 = time.perf_counter()
+    _say("[4/4] evaluate and backtest the rules")
+    metrics = evaluate(str(decisions), str(labels))
+    bt = backtest(rules, str(tx), str(labels), model, cfg.detector)
+    timings["evaluate_s"] = time.perf_counter() - t0
+    metrics["throughput_tx_per_s"] = stats.throughput
+    metrics["timings"] = timings
+    (out / "metrics.json").write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+    (out / "backtest.json").write_bytes(orjson.dumps(bt, option=orjson.OPT_INDENT_2))
+
+    print()
+    print("fraudstream demo report")
+    print("=======================")
+    print(format_report(metrics))
+    print(f"throughput {stats.throughput:,.0f} tx/s (embedded, one process, RocksDB state)")
+    print(f"files in {out}/ (open notebooks/results.ipynb to explore them)")
+    return metrics
