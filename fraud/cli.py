@@ -9,7 +9,7 @@ from typing import Optional
 import orjson
 import typer
 
-from .config import DEFAULT_MODEL, DEFAULT_RULES, load_config
+from .config import DEFAULT_MODEL, DEFAULT_RULES, DEMO_DIR, load_config
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -199,7 +199,7 @@ def backtest(
 
 @app.command()
 def demo(
-    directory: str = typer.Option("runs/demo", "--dir", help="where the demo writes its files"),
+    directory: str = typer.Option(str(DEMO_DIR), "--dir", help="where the demo writes its files"),
     cards: int = typer.Option(3000, "--cards", min=50, help="number of cardholders"),
     days: int = typer.Option(30, "--days", min=10, help="days of activity"),
     seed: int = typer.Option(7, "--seed", help="random seed"),

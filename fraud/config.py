@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "pipeline.yaml"
 DEFAULT_RULES = ROOT / "config" / "rules.yaml"
 DEFAULT_MODEL = ROOT / "models" / "default"
+DEMO_DIR = ROOT / "runs" / "demo"
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
