@@ -100,7 +100,7 @@ class FeaturePlan:
         """Fill `out` for the event just inserted at index `i` of history `h`."""
         times = h.ts
         t = times[i]
-        hi = bisect_right(times, t, i)
+        hi = i + 1  # insert() puts an event after every event with the same time
         for dur, need_amt, need_mer, aggs in self._groups:
             lo = bisect_right(times, t - dur, 0, i)
             n = hi - lo

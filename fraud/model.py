@@ -28,8 +28,10 @@ class FastModel:
         self.features: list[str] = list(spec["features"])
         self.baseline = float(spec["baseline"])
         self.thresholds: dict[str, float] = dict(spec.get("thresholds") or {})
+        # JSON has no infinity: exported thresholds may be the strings "inf"/"-inf".
         self._trees = [
-            (t["feature"], t["threshold"], t["left"], t["right"], t["missing_left"], t["value"])
+            (t["feature"], [float(x) for x in t["threshold"]], t["left"], t["right"], t["missing_left"],
+             t["value"])
             for t in spec["trees"]
         ]
         self._bound = self._trees
@@ -79,7 +81,8 @@ def export_hgb(clf, features: list[str]) -> dict:
         leaf = nodes["is_leaf"].astype(bool)
         trees.append({
             "feature": [-1 if lf else int(f) for f, lf in zip(nodes["feature_idx"], leaf)],
-            "threshold": [float(t) for t in nodes["num_threshold"]],
+            "threshold": [float(t) if math.isfinite(t) else ("inf" if t > 0 else "-inf")
+                          for t in nodes["num_threshold"]],
             "left": [int(v) for v in nodes["left"]],
             "right": [int(v) for v in nodes["right"]],
             "missing_left": [int(v) for v in nodes["missing_go_to_left"]],

@@ -20,7 +20,7 @@ import orjson
 
 from .detector import Detector, DetectorSettings
 from .features import EXTRA_FEATURES, WINDOW_DOC, parse_window
-from .model import FastModel, export_hgb, save_model
+from .model import export_hgb, load_model, save_model
 from .records import BadRecord, decode
 from .state_store import StateStore
 
@@ -235,7 +235,7 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
     }
     save_model(spec, card, model_dir)
     # The shipped fast path must equal scikit-learn on real rows, not only in the unit test.
-    fast = FastModel(spec)
+    fast = load_model(model_dir)
     sample = X[:: max(1, len(X) // 500)]
     ref = final.predict_proba(sample)[:, 1]
     got = np.array([fast.score(list(r)) for r in sample])

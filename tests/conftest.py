@@ -1,0 +1,23 @@
+"""Shared fixtures: small simulated streams, made once per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAUD = str(Path(sys.executable).with_name("fraud"))
+
+
+@pytest.fixture(scope="session")
+def small_stream(tmp_path_factory) -> dict[str, Path]:
+    """A seeded simulator stream: 400 cards x 14 days, with late arrivals, labels and feedback."""
+    from generator.simulate import SimConfig, write_files
+
+    d = tmp_path_factory.mktemp("stream")
+    paths = {"tx": d / "tx.jsonl", "labels": d / "labels.jsonl", "feedback": d / "feedback.jsonl"}
+    write_files(SimConfig(cards=400, days=14, seed=11, late_share=0.05), str(paths["tx"]),
+                str(paths["labels"]), str(paths["feedback"]))
+    return paths

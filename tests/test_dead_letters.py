@@ -1,0 +1,251 @@
+"""Bad input goes to the dead-letter output and processing goes on (SPEC sections 1 and 2)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from fraud.detector import Detector
+from fraud.embedded import default_dead_letter_path, mask_pans, run_file
+from fraud.rules import load_rules
+from fraud.state_store import StateStore
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import foreign_sim  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAUD = str(ROOT / ".venv" / "bin" / "fraud")
+DEFAULT_MODEL = ROOT / "models" / "default" / "model.json"
+PAN = "4111111111111111"
+
+
+def read_jsonl(path):
+    with open(path, "rb") as f:
+        return [orjson.loads(x) for x in f if x.strip()]
+
+
+def valid(i, style="epoch"):
+    rec = {"tx_id": f"ok_{i}", "card_id": f"card_{i % 3}", "merchant_id": f"m_{i % 5}",
+           "amount": 10.0 + i}
+    t = 1767614400000 + i * 60_000
+    if style == "epoch":
+        rec["event_time"] = t
+    else:
+        from datetime import datetime, timezone
+        rec["event_time"] = datetime.fromtimestamp(t / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+        rec["channel"] = "ecom"
+    return json.dumps(rec)
+
+
+def make_detector():
+    return Detector(StateStore(None), rules=load_rules(ROOT / "config" / "rules.yaml"), model=None)
+
+
+def run(tmp_path, lines, newline="\n"):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(x + newline for x in lines), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    dlq = tmp_path / "bad.jsonl"
+    det = make_detector()
+    try:
+        stats = run_file(det, str(src), str(out), str(dlq))
+    finally:
+        det.store.close()
+    return stats, read_jsonl(out), read_jsonl(dlq)
+
+
+def test_mixed_file(tmp_path):
+    bad = foreign_sim.malformed_lines()
+    assert len(bad) == 10
+    pan_line = json.dumps({"tx_id": "pan", "card_id": PAN, "merchant_id": "m", "amount": "x",
+                           "event_time": 1})
+    lines, expect_ok, expect_bad = [], [], {}
+    k = 0
+    for i in range(30):
+        lines.append(valid(i, "epoch" if i % 2 else "iso"))
+        expect_ok.append(f"ok_{i}")
+        if i % 3 == 0 and k < len(bad):
+            lines.append(bad[k])
+            expect_bad[len(lines)] = bad[k]
+            k += 1
+        if i % 7 == 0:
+            lines.append("")       # blank lines: no decision, no dead letter, but they count as lines
+            lines.append("   ")
+    lines.append(pan_line)
+    expect_bad[len(lines)] = pan_line
+    lines.append(valid(99))
+    expect_ok.append("ok_99")
+    assert k == 10
+
+    stats, decisions, dead = run(tmp_path, lines)
+
+    assert [d["tx_id"] for d in decisions] == expect_ok  # one each, in input order
+    assert stats.records == len(expect_ok)
+    assert stats.dead_letters == len(expect_bad) == 11
+    assert [d["line"] for d in dead] == sorted(expect_bad)
+    for d in dead:
+        assert set(d) == {"line", "error", "record"}
+        assert isinstance(d["error"], str) and d["error"].strip()
+        assert lines[d["line"] - 1] == expect_bad[d["line"]]
+        if d["line"] != max(expect_bad):
+            assert d["record"] == mask_pans(expect_bad[d["line"]].encode()).decode()
+    pan_dead = dead[-1]
+    assert PAN not in pan_dead["record"]
+    assert "************1111" in pan_dead["record"]
+    assert pan_dead["record"] == pan_line.replace(PAN, "*" * 12 + "1111")
+    assert "amount" in pan_dead["error"]
+
+
+def test_reasons_name_the_problem(tmp_path):
+    bad = foreign_sim.malformed_lines()
+    _, decisions, dead = run(tmp_path, bad)
+    assert decisions == []
+    assert [d["line"] for d in dead] == list(range(1, 11))
+    errors = [d["error"] for d in dead]
+    assert "JSON" in errors[0] and "JSON" in errors[1]
+    assert "object" in errors[2]
+    assert "tx_id" in errors[3]
+    assert "card_id" in errors[4]
+    assert "amount" in errors[5] and "amount" in errors[6]
+    assert "event_time" in errors[8] and "event_time" in errors[9]
+    # the raw record text is kept (apart from masking of long digit runs)
+    for d, raw in zip(dead, bad):
+        assert d["record"] == mask_pans(raw.encode()).decode()
+
+
+def test_crlf_lines(tmp_path):
+    lines = [valid(0), "not json", valid(1)]
+    _, decisions, dead = run(tmp_path, lines, newline="\r\n")
+    assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_1"]
+    assert dead == [{"line": 2, "error": dead[0]["error"], "record": "not json"}]
+
+
+def test_non_utf8_line_is_a_dead_letter(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(valid(0).encode() + b"\n\xff\xfe garbage \x80\n" + valid(1).encode() + b"\n")
+    det = make_detector()
+    stats = run_file(det, str(src), str(tmp_path / "o.jsonl"), str(tmp_path / "d.jsonl"))
+    assert stats.records == 2 and stats.dead_letters == 1
+    (d,) = read_jsonl(tmp_path / "d.jsonl")
+    assert d["line"] == 2 and "garbage" in d["record"]
+
+
+def test_out_of_range_event_time_is_a_dead_letter_not_a_crash(tmp_path):
+    """One record with an epoch beyond int64 must not take the whole run down (it currently
+    reaches the card history and crashes the checkpoint with OverflowError)."""
+    huge = json.dumps({"tx_id": "huge", "card_id": "card_0", "merchant_id": "m", "amount": 1.0,
+                       "event_time": 10 ** 30})
+    stats, decisions, dead = run(tmp_path, [valid(0), huge, valid(3)])
+    assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_3"]
+    assert [d["line"] for d in dead] == [2]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b'{"card_id": "4111111111111111"}', b'{"card_id": "************1111"}'),
+    (b"pan 5500005555555559 end", b"pan ************5559 end"),
+    (b"13 digits 4222222222222", b"13 digits *********2222"),
+    (b"19 digits 6011000990139424123", b"19 digits ***************4123"),
+    (b"12 digits 123456789012 stays", b"12 digits 123456789012 stays"),
+    (b"20 digits 12345678901234567890 stays", b"20 digits 12345678901234567890 stays"),
+    (b"two 4111111111111111,5500005555555559", b"two ************1111,************5559"),
+    (b"", b""),
+])
+def test_mask_pans(raw, expected):
+    assert mask_pans(raw) == expected
+
+
+def test_default_dead_letter_path():
+    assert default_dead_letter_path("/a/b/out.jsonl") == "/a/b/out.rejected.jsonl"
+    assert default_dead_letter_path("out.json") == "out.json.rejected.jsonl"
+    assert default_dead_letter_path("-") == "rejected.jsonl"
+
+
+# ------------------------------------------------------------------------------------------
+# acceptance: ~60,000 transactions of the foreign simulator through the real CLI
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def foreign_input(tmp_path_factory):
+    d = tmp_path_factory.mktemp("foreign")
+    clean = d / "clean.jsonl"
+    n = foreign_sim.write(str(clean), str(d / "labels.jsonl"), n_customers=600, n_terminals=1200,
+                          days=55, seed=11)
+    assert n >= 60_000
+    good = clean.read_bytes().splitlines(keepends=True)
+    assert len(good) == n
+    bad = [(x + "\n").encode() for x in foreign_sim.malformed_lines()]
+    step = n // (len(bad) + 1)
+    out, bad_lines, k = [], [], 0
+    for i, line in enumerate(good):
+        if k < len(bad) and i == step * (k + 1):
+            out.append(bad[k])
+            bad_lines.append(len(out))
+            k += 1
+        out.append(line)
+    assert k == 10
+    src = d / "mixed.jsonl"
+    src.write_bytes(b"".join(out))
+    tx_ids = [orjson.loads(x)["tx_id"] for x in good]
+    return src, tx_ids, bad_lines
+
+
+VARIANTS = {"no-model": ["--no-model"], "default-model": []}
+
+
+def _variant_enabled(name):
+    return name == "no-model" or DEFAULT_MODEL.exists()
+
+
+@pytest.fixture(scope="module")
+def foreign_runs(foreign_input, tmp_path_factory):
+    """Start every CLI variant at once (they are independent processes), so the slow part of the
+    module costs the longest run, not the sum."""
+    src, _, _ = foreign_input
+    runs = {}
+    for name, extra in VARIANTS.items():
+        if not _variant_enabled(name):
+            continue
+        d = tmp_path_factory.mktemp(name)
+        out = d / "decisions.jsonl"
+        proc = subprocess.Popen([FRAUD, "detect", "--input", str(src), "--output", str(out), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d)
+        runs[name] = (proc, out)
+    yield runs
+    for proc, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("variant", [
+    "no-model",
+    pytest.param("default-model", marks=pytest.mark.skipif(
+        not DEFAULT_MODEL.exists(), reason="no models/default/model.json")),
+])
+def test_foreign_simulator_acceptance(foreign_input, foreign_runs, variant):
+    _, tx_ids, bad_lines = foreign_input
+    if variant not in foreign_runs:
+        pytest.skip("no models/default/model.json when the runs started")
+    proc, out = foreign_runs[variant]
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    decisions = read_jsonl(out)
+    got = [d["tx_id"] for d in decisions]
+    assert len(got) == len(set(got)), "duplicate decisions"
+    assert set(got) == set(tx_ids)
+    assert got == tx_ids  # file order = arrival order
+    for d in decisions[:: 997]:
+        assert d["decision"] in ("allow", "review", "block")
+        assert 0.0 <= d["score"] <= 1.0
+        assert isinstance(d["late"], bool)
+    dead_path = out.with_name("decisions.rejected.jsonl")
+    assert dead_path.exists()
+    dead = read_jsonl(dead_path)
+    assert len(dead) == 10
+    assert [d["line"] for d in dead] == bad_lines
+    assert all(d["error"] for d in dead)

@@ -1,0 +1,271 @@
+"""fraud.records.decode: the SPEC section 1 transaction table, accepted and refused."""
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraud.records import BadRecord, Transaction, decode
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def ms(dt: datetime) -> int:
+    """Epoch milliseconds by plain datetime arithmetic (independent of parse_time)."""
+    return (dt - EPOCH) // timedelta(milliseconds=1)
+
+
+def base(**over):
+    rec = {"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 12.5,
+           "event_time": "2026-01-05T12:00:00.250Z"}
+    for k, v in over.items():
+        if v is DROP:
+            rec.pop(k, None)
+        else:
+            rec[k] = v
+    return rec
+
+
+DROP = object()
+
+
+def line(**over) -> bytes:
+    return json.dumps(base(**over)).encode()
+
+
+# ------------------------------------------------------------------------------------------
+# accepted
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-01-05T12:00:00.250Z", datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=timezone.utc)),
+    ("2026-01-05T12:00:00Z", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
+    ("2026-01-05T12:00:00z", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
+    ("2026-01-05T12:00:00+00:00", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
+    ("2026-01-05T14:30:00+02:30", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
+    ("2026-01-05T07:00:00.5-05:00", datetime(2026, 1, 5, 12, 0, 0, 500000, tzinfo=timezone.utc)),
+    ("2026-01-05T12:00:00.123456+00:00", datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=timezone.utc)),
+    # naive ISO: read as UTC
+    ("2026-01-05T12:00:00", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
+    ("2026-01-05T12:00:00.999", datetime(2026, 1, 5, 12, 0, 0, 999000, tzinfo=timezone.utc)),
+    # before the epoch
+    ("1969-12-31T23:59:59.500Z", datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc)),
+])
+def test_iso_event_time(text, expected):
+    tx = decode(line(event_time=text))
+    assert isinstance(tx, Transaction)
+    assert tx.ts == ms(expected)
+    assert tx.event_time == text  # echoed as given
+
+
+def test_offset_and_z_agree():
+    a = decode(line(event_time="2026-03-01T00:00:00+01:00")).ts
+    b = decode(line(event_time="2026-02-28T23:00:00Z")).ts
+    assert a == b
+
+
+@pytest.mark.parametrize("value", [0, 1, 1767614400250, 1522584000000, -1000])
+def test_epoch_ms_event_time(value):
+    tx = decode(line(event_time=value))
+    assert tx.ts == value
+    assert type(tx.ts) is int
+    assert tx.event_time == value
+
+
+def test_epoch_and_iso_styles_agree():
+    iso = decode(line(event_time="2026-01-05T12:00:00.250Z")).ts
+    epoch = decode(line(event_time=ms(datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=timezone.utc)))).ts
+    assert iso == epoch == 1767614400250
+
+
+def test_str_and_bytes_input():
+    assert decode(line().decode()).tx_id == decode(line()).tx_id == "t1"
+
+
+def test_trailing_newline_and_whitespace():
+    assert decode(line() + b"\r\n").tx_id == "t1"
+    assert decode(b"  " + line() + b"  \n").tx_id == "t1"
+
+
+def test_unknown_extra_fields_ignored():
+    tx = decode(line(TX_TIME_SECONDS=31, source="handbook", nested={"a": [1, 2]}, extra=None))
+    assert (tx.tx_id, tx.card_id, tx.merchant_id, tx.amount) == ("t1", "c1", "m1", 12.5)
+
+
+def test_missing_optional_fields():
+    tx = decode(line())
+    assert tx.channel is None and tx.lat is None and tx.lon is None
+    assert tx.mcc is None and tx.country is None and tx.currency is None
+    assert tx.card_present is None
+
+
+def test_optional_fields_read():
+    tx = decode(line(currency="EUR", mcc="5411", channel="pos", lat=48.85, lon=2.35, country="FR"))
+    assert (tx.currency, tx.mcc, tx.channel, tx.country) == ("EUR", "5411", "pos", "FR")
+    assert (tx.lat, tx.lon) == (48.85, 2.35)
+    assert tx.card_present is True
+    assert decode(line(channel="ecom")).card_present is False
+
+
+def test_optional_null_is_missing():
+    tx = decode(line(currency=None, channel=None, lat=None, lon=None))
+    assert tx.currency is None and tx.channel is None and tx.lat is None
+
+
+@pytest.mark.parametrize("amount", [0, 0.0, 7, 12.34, 1e9])
+def test_amount_numbers(amount):
+    tx = decode(line(amount=amount))
+    assert tx.amount == amount
+    assert isinstance(tx.amount, float)
+
+
+@pytest.mark.parametrize("lat, lon", [(90, 180), (-90, -180), (0, 0), (45.5, -73.6)])
+def test_lat_lon_bounds_inclusive(lat, lon):
+    tx = decode(line(lat=lat, lon=lon))
+    assert (tx.lat, tx.lon) == (lat, lon)
+
+
+# ------------------------------------------------------------------------------------------
+# refused
+# ------------------------------------------------------------------------------------------
+
+def reason(raw) -> str:
+    with pytest.raises(BadRecord) as exc:
+        decode(raw)
+    msg = str(exc.value)
+    assert msg.strip(), "a BadRecord needs a reason"
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("raw", [b"this is not JSON", b"", b"{", b'{"tx_id": "t1",',
+                                 b"{'tx_id': 't1'}", b"\xff\xfe\x00", line()[:-1]])
+def test_not_json(raw):
+    assert "json" in reason(raw).lower()
+
+
+@pytest.mark.parametrize("raw, kind", [(b'["t1", "c1", "m1", 12.5, 1]', "list"), (b'"t1"', "str"),
+                                       (b"12", "int"), (b"null", "NoneType"), (b"true", "bool")])
+def test_not_an_object(raw, kind):
+    msg = reason(raw)
+    assert "object" in msg
+    assert kind in msg
+
+
+@pytest.mark.parametrize("field", ["tx_id", "card_id", "merchant_id", "amount", "event_time"])
+def test_missing_required_field(field):
+    msg = reason(line(**{field: DROP}))
+    assert field in msg and "missing" in msg
+
+
+@pytest.mark.parametrize("field", ["tx_id", "card_id", "merchant_id", "amount", "event_time"])
+def test_null_required_field(field):
+    assert field in reason(line(**{field: None}))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("tx_id", 17), ("tx_id", ["t1"]), ("tx_id", True), ("card_id", 4111), ("card_id", {"a": 1}),
+    ("merchant_id", 3.5), ("tx_id", ""), ("card_id", ""),
+])
+def test_id_wrong_type(field, value):
+    assert field in reason(line(**{field: value}))
+
+
+@pytest.mark.parametrize("value", ["12.50", "12", True, False, [12.5], {"v": 1}])
+def test_amount_wrong_type(value):
+    assert "amount" in reason(line(amount=value))
+
+
+@pytest.mark.parametrize("value", [-0.01, -3.25, -1])
+def test_amount_negative(value):
+    msg = reason(line(amount=value))
+    assert "amount" in msg and ">= 0" in msg
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+def test_amount_non_finite(literal):
+    raw = line().replace(b'"amount": 12.5', b'"amount": ' + literal.encode())
+    assert literal.encode() in raw
+    reason(raw)  # orjson may refuse the literal itself: either way a BadRecord
+
+
+@pytest.mark.parametrize("value", [True, False, [1767614400250], {"ms": 1}, 1767614400250.5, 0.1])
+def test_event_time_wrong_type(value):
+    assert "event_time" in reason(line(event_time=value))
+
+
+@pytest.mark.parametrize("text", ["not a time, 32nd of Smarch", "", "2026-13-01T00:00:00Z",
+                                  "2026-01-05T25:00:00Z", "yesterday", "2026/01/05 12:00",
+                                  "1767614400250"])
+def test_event_time_unparseable(text):
+    assert "event_time" in reason(line(event_time=text))
+
+
+@pytest.mark.parametrize("value", [2 ** 63, 2 ** 64 + 5, 10 ** 30, 1e300])
+def test_event_time_out_of_any_sane_range(value):
+    """An epoch beyond int64 is not a time: it must be a BadRecord, not a crash further down
+    (history serialisation packs `ts` as int64 and dies with OverflowError)."""
+    raw = line().replace(b'"2026-01-05T12:00:00.250Z"', str(value).encode())
+    assert "event_time" in reason(raw)
+
+
+@pytest.mark.parametrize("field, value", [("lat", 90.5), ("lat", -91), ("lon", 180.01), ("lon", -200),
+                                          ("lat", "45"), ("lat", True), ("lon", [1])])
+def test_coordinates_out_of_range_or_wrong_type(field, value):
+    other = "lon" if field == "lat" else "lat"
+    assert field in reason(line(**{field: value, other: 1.0}))
+
+
+@pytest.mark.parametrize("field", ["currency", "mcc", "channel", "country"])
+def test_optional_string_wrong_type(field):
+    assert field in reason(line(**{field: 5}))
+
+
+# ------------------------------------------------------------------------------------------
+# property: random valid records always decode and roundtrip
+# ------------------------------------------------------------------------------------------
+
+ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+aware = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
+                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                                timezone(timedelta(hours=-8))]))
+
+
+@st.composite
+def valid_records(draw):
+    rec = {"tx_id": draw(ids), "card_id": draw(ids), "merchant_id": draw(ids),
+           "amount": draw(st.one_of(st.integers(0, 10 ** 9),
+                                    st.floats(0, 1e12, allow_nan=False, allow_infinity=False)))}
+    dt = draw(aware)
+    style = draw(st.sampled_from(["epoch", "iso", "z", "naive"]))
+    if style == "epoch":
+        rec["event_time"] = ms(dt)
+    elif style == "iso":
+        rec["event_time"] = dt.isoformat()
+    elif style == "z":
+        rec["event_time"] = dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    else:
+        rec["event_time"] = dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    if draw(st.booleans()):
+        rec["lat"] = draw(st.floats(-90, 90))
+        rec["lon"] = draw(st.floats(-180, 180))
+    for f in ("currency", "mcc", "channel", "country"):
+        if draw(st.booleans()):
+            rec[f] = draw(st.text(st.characters(blacklist_categories=("Cs",)), max_size=5))
+    if draw(st.booleans()):
+        rec["zz_unknown"] = draw(st.one_of(st.none(), st.integers(), st.text(), st.lists(st.integers())))
+    return rec, ms(dt)
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_records())
+def test_valid_records_roundtrip(pair):
+    rec, expected_ts = pair
+    tx = decode(json.dumps(rec).encode())
+    assert (tx.tx_id, tx.card_id, tx.merchant_id) == (rec["tx_id"], rec["card_id"], rec["merchant_id"])
+    assert tx.amount == rec["amount"] and math.isfinite(tx.amount)
+    assert tx.ts == expected_ts
+    assert tx.event_time == rec["event_time"]
