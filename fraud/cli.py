@@ -226,6 +226,10 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # unwritable output, a file where a directory should be, disk full...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fraud: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:
         # click's ClickException (typer ships its own copy of click): usage errors, bad values.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):

@@ -35,9 +35,12 @@ def load_labels_full(path: str) -> dict[str, tuple[int, str | None]]:
     out = {}
     for rec in _read_jsonl(path, "labels"):
         try:
-            out[rec["tx_id"]] = (int(rec["is_fraud"]), rec.get("scenario"))
+            is_fraud = int(rec["is_fraud"])
+            if is_fraud not in (0, 1):
+                raise ValueError
+            out[rec["tx_id"]] = (is_fraud, rec.get("scenario"))
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"{path}: label without tx_id/is_fraud: {str(rec)[:80]}") from None
+            raise UserError(f"{path}: label needs tx_id and is_fraud 0|1: {str(rec)[:80]}") from None
     return out
 
 
@@ -90,12 +93,16 @@ def evaluate(decisions_path: str, labels_path: str) -> dict:
             day = parse_time(d["event_time"]) // DAY_MS
         except (BadRecord, KeyError):
             raise UserError(f"{decisions_path}: decision {d.get('tx_id')!r} has no valid event_time") from None
-        scores.append(float(d["score"]))
+        try:
+            scores.append(float(d["score"]))
+            cards.append(str(d["card_id"]))
+            kinds.append(str(d["decision"]))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{decisions_path}: decision {d.get('tx_id')!r} lacks a valid "
+                            "score/card_id/decision") from None
         ys.append(label[0])
         scen.append(label[1] if label[0] else None)
         days.append(day)
-        cards.append(d["card_id"])
-        kinds.append(d["decision"])
         for r in d.get("rules", ()):
             rule_hits[r] += 1
             rule_tp[r] += label[0]

@@ -51,6 +51,8 @@ class Transaction:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_MS = -62_135_596_800_000   # 0001-01-01
+_MAX_MS = 253_402_300_799_999   # 9999-12-31T23:59:59.999
 
 
 def parse_time(value: object, field: str = "event_time") -> int:
@@ -59,11 +61,11 @@ def parse_time(value: object, field: str = "event_time") -> int:
     ISO text without an offset is read as UTC (SPEC asks for an offset; a missing one is the common
     mistake of otherwise valid producers, and UTC is the only sane reading).
     """
-    if type(value) is int:
-        return value
+    if type(value) is int or (type(value) is float and math.isfinite(value) and value.is_integer()):
+        if not _MIN_MS <= value <= _MAX_MS:
+            raise BadRecord(f"{field} is out of range (years 1-9999): {value!r}")
+        return int(value)
     if type(value) is float:
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
         raise BadRecord(f"{field} must be ISO 8601 text or integer epoch milliseconds, got {value!r}")
     if type(value) is str:
         text = value.strip()

@@ -60,8 +60,10 @@ class RuleSet:
 def _compile(cond: dict, index: dict[str, int]) -> Condition:
     if "feature" in cond:
         slot = index[cond["feature"]]
-        op = _OPS[cond["op"]]
         value = float(cond["value"])
+        if cond["op"] == "!=":  # a missing value (NaN) fails every comparison, `!=` included
+            return lambda v: (x := v[slot]) == x and x != value
+        op = _OPS[cond["op"]]
         return lambda v: op(v[slot], value)
     key, arg = next(iter(cond.items()))
     if key == "not":
@@ -98,7 +100,7 @@ def _check_condition(cond: object, where: str, feats: list[str]) -> None:
         if cond.get("op") not in _OPS:
             raise _FieldError(f"{where}.op", f"must be one of {' '.join(_OPS)}, got {cond.get('op')!r}")
         value = cond.get("value")
-        if type(value) not in (int, float) or not math.isfinite(value):
+        if type(value) not in (int, float) or not math.isfinite(float(value) if abs(value) < 1e308 else math.inf):
             raise _FieldError(f"{where}.value", f"must be a finite number, got {value!r}")
         feats.append(feat)
         return
@@ -147,7 +149,7 @@ def parse_rules(doc: object, source: str = "<memory>") -> RuleSet:
         if not isinstance(raw, dict):
             raise fail(f"{label}: must be a mapping")
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise fail(f"{label}: field 'name': must match [a-z0-9_]+, got {name!r}")
         label = f"rule '{name}'"
         if name in seen:

@@ -260,7 +260,7 @@ def valid_records(draw):
     return rec, ms(dt)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(valid_records())
 def test_valid_records_roundtrip(pair):
     rec, expected_ts = pair

@@ -1,0 +1,172 @@
+"""The `fraud` command line (SPEC section 2): --help everywhere; user errors are one line on stderr,
+non-zero exit, never a traceback; `fraud simulate` is deterministic.
+
+Every command runs as a real subprocess of the installed entry point. They are independent, so the
+module starts them all at once and the tests check the results.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import subprocess
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAUD = str(ROOT / ".venv" / "bin" / "fraud")
+COMMANDS = ("simulate", "train", "detect", "evaluate", "backtest", "demo")
+
+VALID_TX = json.dumps({"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5.0,
+                       "event_time": "2026-01-05T12:00:00Z"})
+RULE_OK = "{feature: amount, op: '>', value: 1}"
+
+
+def setup_files(d: Path) -> dict:
+    f = {}
+    f["tx"] = d / "tx.jsonl"
+    f["tx"].write_text(VALID_TX + "\n")
+    f["labels"] = d / "labels.jsonl"
+    f["labels"].write_text('{"tx_id": "t1", "is_fraud": 0, "scenario": null}\n')
+    f["bad_yaml"] = d / "bad.yaml"
+    f["bad_yaml"].write_text(f"rules:\n  - name: a\n    action: block\n    when: {{feature: amount, op: '>', value: 1\n")
+    f["unknown_feature"] = d / "unknown_feature.yaml"
+    f["unknown_feature"].write_text(
+        "rules:\n  - name: odd\n    action: block\n    when:\n      all:\n"
+        f"        - {RULE_OK}\n        - {{feature: median_1h, op: '>', value: 3}}\n")
+    f["huge_value"] = d / "huge_value.yaml"
+    f["huge_value"].write_text(
+        f"rules:\n  - name: huge\n    action: block\n    when: {{feature: amount, op: '>', value: {'9' * 400}}}\n")
+    f["bad_config"] = d / "pipeline.yaml"
+    f["bad_config"].write_text("detector:\n  watermark_bound: 5s\n  watermark_bonud: 10s\n")
+    f["bad_duration"] = d / "pipeline2.yaml"
+    f["bad_duration"].write_text("detector:\n  watermark_bound: five seconds\n")
+    f["a_file"] = d / "a_file"
+    f["a_file"].write_text("")
+    return {k: str(v) for k, v in f.items()}
+
+
+def error_cases(f: dict, d: Path) -> dict:
+    out = str(d / "out.jsonl")
+    return {
+        "unknown_option": ["detect", "--bogus"],
+        "unknown_command": ["frobnicate"],
+        "missing_required_evaluate": ["evaluate", "--decisions", f["tx"]],
+        "missing_required_simulate": ["simulate", "--labels", str(d / "l.jsonl")],
+        "missing_input_output_detect": ["detect", "--no-model"],
+        "cards_not_integer": ["simulate", "--out", str(d / "x.jsonl"), "--labels", str(d / "y.jsonl"),
+                              "--cards", "abc"],
+        "bad_start_date": ["simulate", "--out", str(d / "x.jsonl"), "--labels", str(d / "y.jsonl"),
+                           "--start", "2026-13-45", "--cards", "50", "--days", "3"],
+        "missing_input_file": ["detect", "--input", str(d / "nope.jsonl"), "--output", out, "--no-model"],
+        "missing_rules_file": ["detect", "--input", f["tx"], "--output", out, "--no-model",
+                               "--rules", str(d / "nope.yaml")],
+        "invalid_rules_yaml": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--rules", f["bad_yaml"]],
+        "rules_unknown_feature": ["detect", "--input", f["tx"], "--output", out, "--no-model",
+                                  "--rules", f["unknown_feature"]],
+        "backtest_invalid_rules_yaml": ["backtest", "--rules", f["bad_yaml"], "--transactions", f["tx"],
+                                        "--labels", f["labels"], "--no-model"],
+        "rules_huge_value": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--rules", f["huge_value"]],
+        "config_unknown_field": ["detect", "--input", f["tx"], "--output", out, "--no-model",
+                                 "--config", f["bad_config"]],
+        "config_bad_duration": ["detect", "--input", f["tx"], "--output", out, "--no-model",
+                                "--config", f["bad_duration"]],
+        "missing_model_dir": ["detect", "--input", f["tx"], "--output", out, "--model", str(d / "no_model")],
+        "kafka_unavailable": ["detect", "--kafka", "127.0.0.1:1"],
+        "output_not_writable": ["detect", "--input", f["tx"], "--output", str(Path(f["a_file"]) / "out.jsonl"),
+                                "--no-model"],
+        "simulate_output_not_writable": ["simulate", "--out", str(Path(f["a_file"]) / "x.jsonl"),
+                                         "--labels", str(d / "y.jsonl"), "--cards", "50", "--days", "3"],
+    }
+
+
+def run(args, cwd):
+    return subprocess.run([FRAUD, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    f = setup_files(d)
+    jobs = {f"help:{c}": [c, "--help"] for c in COMMANDS}
+    jobs["help:"] = ["--help"]
+    jobs.update({f"err:{k}": v for k, v in error_cases(f, d).items()})
+    for name, seed in (("sim_a", 11), ("sim_b", 11), ("sim_c", 12)):
+        jobs[name] = ["simulate", "--out", str(d / f"{name}.jsonl"), "--labels", str(d / f"{name}.labels.jsonl"),
+                      "--cards", "50", "--days", "3", "--seed", str(seed)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {k: pool.submit(run, v, d) for k, v in jobs.items()}
+        out = {k: fut.result() for k, fut in futures.items()}
+    out["dir"] = d
+    return out
+
+
+@pytest.mark.parametrize("command", ("",) + COMMANDS)
+def test_help(results, command):
+    r = results[f"help:{command}"]
+    assert r.returncode == 0, r.stderr
+    assert "--help" in r.stdout or "Usage" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+ERROR_NAMES = [
+    "unknown_option", "unknown_command", "missing_required_evaluate",
+    "missing_required_simulate", "missing_input_output_detect", "cards_not_integer",
+    "bad_start_date", "missing_input_file", "missing_rules_file",
+    "invalid_rules_yaml", "rules_unknown_feature", "backtest_invalid_rules_yaml", "rules_huge_value",
+    "config_unknown_field", "config_bad_duration", "missing_model_dir",
+    "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
+]
+
+
+@pytest.mark.parametrize("name", ERROR_NAMES)
+def test_error_is_one_line(results, name):
+    r = results[f"err:{name}"]
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr[-2000:]
+    assert lines[0].startswith("fraud"), lines[0]
+    assert "error" in lines[0]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("unknown_option", ["--bogus"]),
+    ("missing_required_evaluate", ["--labels"]),
+    ("cards_not_integer", ["--cards"]),
+    ("missing_input_file", ["nope.jsonl"]),
+    ("invalid_rules_yaml", ["bad.yaml", "line"]),
+    ("rules_unknown_feature", ["unknown_feature.yaml", "odd", "when.all[1].feature", "median_1h"]),
+    ("config_unknown_field", ["pipeline.yaml", "watermark_bonud"]),
+    ("config_bad_duration", ["pipeline2.yaml", "watermark_bound"]),
+])
+def test_error_names_the_culprit(results, name, words):
+    msg = results[f"err:{name}"].stderr
+    for w in words:
+        assert w in msg, msg
+
+
+def test_errors_write_no_output(results):
+    assert not (results["dir"] / "out.jsonl").exists()
+
+
+def test_simulate_writes_files(results):
+    d = results["dir"]
+    r = results["sim_a"]
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    tx = (d / "sim_a.jsonl").read_text().splitlines()
+    labels = (d / "sim_a.labels.jsonl").read_text().splitlines()
+    assert len(tx) > 0 and len(tx) == len(labels)
+    first = json.loads(tx[0])
+    for field in ("tx_id", "card_id", "merchant_id", "amount", "event_time"):
+        assert field in first
+    assert {json.loads(x)["tx_id"] for x in tx} == {json.loads(x)["tx_id"] for x in labels}
+    assert r.stdout == ""  # quiet when not a terminal; the summary goes to stderr
+
+
+def test_simulate_same_seed_same_bytes(results):
+    d = results["dir"]
+    assert results["sim_b"].returncode == 0 and results["sim_c"].returncode == 0
+    assert (d / "sim_a.jsonl").read_bytes() == (d / "sim_b.jsonl").read_bytes()
+    assert (d / "sim_a.labels.jsonl").read_bytes() == (d / "sim_b.labels.jsonl").read_bytes()
+    assert (d / "sim_a.jsonl").read_bytes() != (d / "sim_c.jsonl").read_bytes()
