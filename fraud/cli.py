@@ -198,6 +198,36 @@ def backtest(
 
 
 @app.command()
+def bench(
+    input: Optional[str] = typer.Option(None, "--input", help="transactions to replay (default: simulate)"),
+    cards: int = typer.Option(3000, "--cards", min=10, help="cards to simulate when no --input"),
+    days: int = typer.Option(30, "--days", min=1, help="days to simulate when no --input"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory (default models/default)"),
+    rules: Optional[str] = typer.Option(None, "--rules", help="rules YAML (default config/rules.yaml)"),
+    config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
+    json_out: Optional[str] = typer.Option(None, "--json", help="also write the figures as JSON here"),
+) -> None:
+    """Throughput and latency percentiles, with a passthrough baseline measured in the same run."""
+    import tempfile
+
+    from .bench import format_bench, run_bench
+
+    cfg = load_config(config)
+    rule_set, fast = _detector_parts(model, rules, False)
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-in-") as tmp:
+        if input is None:
+            from generator.simulate import SimConfig, write_files
+            input = str(Path(tmp) / "tx.jsonl")
+            write_files(SimConfig(cards=cards, days=days, seed=1), input, str(Path(tmp) / "labels.jsonl"))
+        _need_file(input, "input file")
+        n = sum(1 for _ in open(input, "rb"))
+        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every)
+    print(format_bench(rows, n))
+    if json_out:
+        Path(json_out).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+
+
+@app.command()
 def demo(
     directory: str = typer.Option(str(DEMO_DIR), "--dir", help="where the demo writes its files"),
     cards: int = typer.Option(3000, "--cards", min=50, help="number of cardholders"),
