@@ -120,6 +120,10 @@ def detect(
     group: Optional[str] = typer.Option(None, "--group", help="Kafka consumer group"),
     input_topic: Optional[str] = typer.Option(None, "--input-topic", help="Kafka input topic"),
     output_topic: Optional[str] = typer.Option(None, "--output-topic", help="Kafka output topic"),
+    instance: Optional[str] = typer.Option(None, "--instance",
+                                           help="Kafka: this worker's name, unique in the group (default: host name)"),
+    stop_when_idle: Optional[float] = typer.Option(None, "--stop-when-idle", min=0.0,
+                                                   help="Kafka: exit after this many seconds with no input and no lag"),
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
     from .detector import Detector
@@ -128,7 +132,9 @@ def detect(
     from .state_store import StateStore
 
     if kafka:
-        raise UserError("--kafka: the Kafka runner is not part of this build yet (see the README)")
+        _detect_kafka(kafka, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
+                      no_model, state, config)
+        return
     if input is None or output is None:
         raise UserError("--input and --output are required (or --kafka)")
     _need_file(input, "input file")
@@ -153,6 +159,26 @@ def detect(
           f"block {d['block']:,}, review {d['review']:,}, allow {d['allow']:,}; late {stats.late:,}; "
           f"dead letters {stats.dead_letters:,}; latency p50 {p50:.3f} ms, p99 {p99:.3f} ms",
           file=sys.stderr)
+
+
+def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
+                  no_model, state, config) -> None:
+    from .config import KAFKA_STATE_DIR
+    from .kafka_admin import check_reachable
+    from .kafka_config import kafka_settings
+    from .kafka_runner import KafkaRunner
+
+    cfg = load_config(config)
+    settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=bootstrap)
+    if group:
+        settings.group = group
+    check_reachable(settings)
+    rule_set, fast = _detector_parts(model, rules, no_model)
+    runner = KafkaRunner(settings, cfg, rule_set, fast, state or KAFKA_STATE_DIR, instance=instance,
+                         input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle)
+    counts = runner.run()
+    print(f"stopped: block {counts['block']:,}, review {counts['review']:,}, allow {counts['allow']:,}, "
+          f"dead letters {counts['dead_letters']:,}, replayed {counts['replayed']:,}", file=sys.stderr)
 
 
 @app.command()

@@ -20,6 +20,7 @@ DEFAULT_CONFIG = ROOT / "config" / "pipeline.yaml"
 DEFAULT_RULES = ROOT / "config" / "rules.yaml"
 DEFAULT_MODEL = ROOT / "models" / "default"
 DEMO_DIR = ROOT / "runs" / "demo"
+KAFKA_STATE_DIR = ROOT / "runs" / "kafka-state"
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -82,6 +83,8 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
     det = doc.get("detector", {})
     st = doc.get("state", {})
     cfg = PipelineConfig(source=str(path), kafka=dict(doc.get("kafka", {})))
+    from .kafka_config import kafka_settings
+    kafka_settings(cfg.kafka, str(path), env={})  # validate now: fail fast, naming file and field
     cfg.detector = DetectorSettings(
         watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
         allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),

@@ -142,8 +142,10 @@ def validate(rec: object) -> Transaction:
                        currency=_opt_str(rec, "currency"))
 
 
-def decode(line: bytes | str) -> Transaction:
+def decode(line: bytes | str | None) -> Transaction:
     """Parse one JSON line into a validated transaction."""
+    if line is None:
+        raise BadRecord("empty message (no value)")
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

@@ -78,6 +78,11 @@ class StateStore:
         wb.put(META_KEY, orjson.dumps(meta))
         self._db.write(wb)
 
+    def discard(self) -> None:
+        """Forget every change since the last checkpoint (an aborted Kafka transaction)."""
+        self._cache.clear()
+        self._pending.clear()
+
     def meta(self) -> dict | None:
         """The metadata of the last checkpoint, or None for a fresh store."""
         data = self._db.get(META_KEY)
@@ -91,3 +96,8 @@ class StateStore:
         self._db.close()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @staticmethod
+    def wipe(path: str | Path) -> None:
+        """Delete a store directory (its state is stale and will be rebuilt)."""
+        shutil.rmtree(path, ignore_errors=True)

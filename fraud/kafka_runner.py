@@ -1,0 +1,374 @@
+"""The detector as a Kafka consumer-group member, exactly-once.
+
+Per batch: one Kafka transaction holds the decisions, the dead letters and the consumed offsets
+(`send_offsets_to_transaction`), so `read_committed` readers see each decision once. Each assigned
+partition has its own `Detector` and RocksDB store; after the transaction commits, the store
+checkpoints the state that matches the committed offset.
+
+Where a partition's state comes from when it is assigned (a restart, a crash, a rebalance):
+- the committed offset's metadata carries `r`, the *replay bound*: the earliest input offset whose
+  events can still matter (every event before it is older than the longest window plus allowed
+  lateness behind the watermark), and `m`, the partition's max event time;
+- a local store checkpointed exactly at the committed offset is used as is; one behind it replays the
+  gap without emitting; a missing, foreign or ahead-of-Kafka store is rebuilt by replaying the input
+  from `r` without emitting. The result equals the state of an uninterrupted run for every decision
+  still to come (see README, "Kafka").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from array import array
+from pathlib import Path
+
+import orjson
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from .config import PipelineConfig
+from .detector import Detector
+from .embedded import mask_pans
+from .errors import UserError
+from .kafka_config import KafkaSettings
+from .model import FastModel
+from .records import BadRecord, decode
+from .rules import RuleSet
+from .state_store import StateStore
+
+MARK_EVERY_MS = 60_000  # a replay-bound mark at most every minute of event time
+
+
+class PartitionTask:
+    """One assigned input partition: its detector, its store and its replay bookkeeping."""
+
+    def __init__(self, topic: str, partition: int, path: Path, make_detector, cfg: PipelineConfig) -> None:
+        self.topic, self.partition, self.path = topic, partition, path
+        self._make = make_detector
+        self._cfg = cfg
+        self.store = StateStore(path, cache_size=cfg.cache_cards)
+        self.detector: Detector = make_detector(self.store)
+        meta = self.store.meta() or {}
+        self.position: int | None = meta.get("offset")
+        self.replay_from: int = meta.get("replay_from", 0)
+        self.marks: list[list[int]] = meta.get("marks", [])
+        self.dirty = False
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def after_record(self, offset: int) -> None:
+        self.position = offset + 1
+        self.dirty = True
+
+    def _advance_bound(self) -> None:
+        det = self.detector
+        if det.max_ts is None or self.position is None:
+            return
+        marks = self.marks
+        if not marks or det.max_ts - marks[-1][1] >= MARK_EVERY_MS:
+            marks.append([self.position, det.max_ts])
+        cutoff = det.max_ts - det.settings.watermark_bound_ms - det._keep_ms
+        k = 0
+        while k < len(marks) and marks[k][1] < cutoff:
+            k += 1
+        if k:
+            self.replay_from = max(self.replay_from, marks[k - 1][0])
+            del marks[:k - 1]
+
+    def commit_metadata(self) -> str:
+        self._advance_bound()
+        return orjson.dumps({"r": self.replay_from, "m": self.detector.max_ts}).decode()
+
+    def checkpoint(self) -> None:
+        self.store.checkpoint({**self.detector.checkpoint_meta(), "offset": self.position,
+                               "replay_from": self.replay_from, "marks": self.marks,
+                               "topic": self.topic, "partition": self.partition})
+        self.dirty = False
+
+    def rewind(self) -> None:
+        """Back to the last checkpoint (= the last committed transaction)."""
+        self.store.discard()
+        self.detector = self._make(self.store)
+        meta = self.store.meta() or {}
+        self.position = meta.get("offset")
+        self.replay_from = meta.get("replay_from", 0)
+        self.marks = meta.get("marks", [])
+        self.dirty = False
+
+    def reset_empty(self, replay_from: int) -> None:
+        self.store.close()
+        StateStore.wipe(self.path)
+        self.store = StateStore(self.path, cache_size=self._cfg.cache_cards)
+        self.detector = self._make(self.store)
+        self.position = replay_from
+        self.replay_from = replay_from
+        self.marks = []
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class KafkaRunner:
+    def __init__(self, settings: KafkaSettings, cfg: PipelineConfig, rules: RuleSet | None,
+                 model: FastModel | None, state_root: str | Path, instance: str | None = None,
+                 input_topic: str | None = None, output_topic: str | None = None,
+                 stop_when_idle: float | None = None, status: bool | None = None) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.rules, self.model = rules, model
+        self.instance = instance or socket.gethostname()
+        self.input_topic = input_topic or settings.topics["transactions"]
+        self.output_topic = output_topic or settings.topics["decisions"]
+        self.dlq_topic = settings.topics["dead_letters"]
+        self.state_root = Path(state_root) / settings.group / self.instance
+        self.stop_when_idle = stop_when_idle
+        self.status = sys.stderr.isatty() if status is None else status
+        self.tasks: dict[int, PartitionTask] = {}
+        self.stopping = False
+        self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
+        self.latencies = array("d")
+
+    # -- setup -------------------------------------------------------------------------------
+    def _make_detector(self, store: StateStore) -> Detector:
+        return Detector(store, rules=self.rules, model=self.model, settings=self.cfg.detector)
+
+    def _clients(self) -> None:
+        s = self.settings
+        self.consumer = Consumer(s.client_config(**{
+            "group.id": s.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed", "enable.partition.eof": False,
+            "partition.assignment.strategy": "range", "client.id": f"fraud-{self.instance}",
+        }))
+        self.producer = Producer(s.client_config(**{
+            "transactional.id": f"fraud-{s.group}-{self.instance}",
+            "transaction.timeout.ms": s.transaction_timeout_ms, "enable.idempotence": True,
+            "linger.ms": 2, "compression.type": "lz4", "client.id": f"fraud-{self.instance}",
+        }))
+        try:
+            self.producer.init_transactions(30)
+        except KafkaException as exc:
+            raise UserError(f"Kafka at {s.bootstrap}: cannot start a transactional producer "
+                            f"({exc.args[0].str()})") from None
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=30)
+        for tp in committed:
+            self.tasks[tp.partition] = self._restore(tp)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            task = self.tasks.pop(tp.partition, None)
+            if task is not None:
+                if task.dirty:
+                    task.checkpoint()
+                task.close()
+
+    def _restore(self, tp: TopicPartition) -> PartitionTask:
+        """Open the partition's store and bring it to the committed offset without emitting."""
+        path = self.state_root / f"{tp.topic}-{tp.partition}"
+        task = PartitionTask(tp.topic, tp.partition, path, self._make_detector, self.cfg)
+        if tp.offset == OFFSET_INVALID or tp.offset < 0:  # nothing committed: start from the beginning
+            low, _ = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            if task.position != low:
+                task.reset_empty(low)
+            return task
+        meta = orjson.loads(tp.metadata) if tp.metadata else {}
+        bound = int(meta.get("r", 0))
+        if task.position == tp.offset:
+            return task
+        if task.position is None or task.position > tp.offset or task.position < bound:
+            task.reset_empty(bound)
+        self._replay(task, tp.offset)
+        return task
+
+    def _replay(self, task: PartitionTask, until: int) -> None:
+        """Feed [task.position, until) of the input through the detector, emitting nothing."""
+        if task.position >= until:
+            return
+        reader = Consumer(self.settings.client_config(**{
+            "group.id": f"{self.settings.group}-replay", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True}))
+        reader.assign([TopicPartition(task.topic, task.partition, task.position)])
+        det = task.detector
+        part = [TopicPartition(task.topic, task.partition)]
+        try:
+            while task.position < until:
+                for m in reader.consume(1000, timeout=1.0):
+                    if m.error():
+                        if m.error().code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise KafkaException(m.error())
+                    if m.offset() >= until:
+                        break
+                    try:
+                        det.update(decode(m.value()))
+                    except BadRecord:
+                        pass
+                    task.after_record(m.offset())
+                    self.counts["replayed"] += 1
+                    if task.position % 5000 == 0:
+                        task.commit_metadata()  # keep the replay bound moving during long replays
+                # Offsets may have gaps (transaction markers, compaction): trust the reader's position.
+                pos = reader.position(part)[0].offset
+                if pos >= until:
+                    task.position = until
+        finally:
+            reader.close()
+        task.commit_metadata()
+        task.checkpoint()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self._clients()
+        self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        idle_since = time.monotonic()
+        last_status = 0.0
+        try:
+            while not self.stopping:
+                msgs = self.consumer.consume(self.settings.batch_max, timeout=self.settings.commit_interval_ms / 1000)
+                now = time.monotonic()
+                if self.status and now - last_status >= 1.0:
+                    self._print_status()
+                    last_status = now
+                if not msgs:
+                    if self.stop_when_idle is not None and now - idle_since >= self.stop_when_idle \
+                            and self.tasks and self._lag() == 0:
+                        break
+                    continue
+                idle_since = now
+                self._process_batch(msgs)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            self._shutdown()
+        return self.counts
+
+    def _stop(self, signum, frame) -> None:  # finish the batch, commit, close
+        self.stopping = True
+
+    def _process_batch(self, msgs) -> None:
+        producer = self.producer
+        clock = time.perf_counter_ns
+        touched: dict[int, PartitionTask] = {}
+        producer.begin_transaction()
+        try:
+            self._produce_batch(msgs, touched, clock)
+        except BufferError:
+            self._abort()
+            return
+        offsets = [TopicPartition(t.topic, t.partition, t.position, metadata=t.commit_metadata())
+                   for t in touched.values()]
+        try:
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            self._commit()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():
+                raise UserError(f"Kafka transaction failed fatally ({error.str()}); is another worker "
+                                f"using --instance {self.instance}?") from None
+            self._abort()
+            return
+        for t in touched.values():
+            t.checkpoint()
+
+    def _produce_batch(self, msgs, touched: dict, clock) -> None:
+        producer = self.producer
+        out_topic, dlq_topic = self.output_topic, self.dlq_topic
+        counts, lat = self.counts, self.latencies
+        for m in msgs:
+            arrived = clock()
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                continue
+            task = self.tasks.get(m.partition())
+            if task is None:  # revoked in between: another worker owns it now
+                continue
+            value = m.value()
+            try:
+                tx = decode(value)
+            except BadRecord as exc:
+                reason = str(exc)
+                producer.produce(dlq_topic, key=m.key(), headers=[("error", reason.encode())],
+                                 value=orjson.dumps({"topic": m.topic(), "partition": m.partition(),
+                                                     "offset": m.offset(), "error": reason,
+                                                     "record": mask_pans(value or b"").decode("utf-8", "replace")}))
+                counts["dead_letters"] += 1
+            else:
+                d = task.detector.process(tx, arrived, clock)
+                producer.produce(out_topic, key=tx.card_id.encode(), value=orjson.dumps(d))
+                counts[d["decision"]] += 1
+                lat.append(d["latency_ms"])
+            task.after_record(m.offset())
+            touched[m.partition()] = task
+
+    def _commit(self) -> None:
+        for attempt in range(20):
+            try:
+                self.producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                if exc.args[0].retriable() and attempt < 19:
+                    time.sleep(0.5)
+                    continue
+                raise
+
+    def _abort(self) -> None:
+        """Abort the open transaction (retrying while the broker is away) and rewind."""
+        for attempt in range(60):
+            try:
+                self.producer.abort_transaction(30)
+                break
+            except KafkaException as exc:
+                if exc.args[0].fatal() or attempt == 59:
+                    raise UserError(f"Kafka: cannot abort a transaction ({exc.args[0].str()})") from None
+                time.sleep(1.0)
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: states and positions back to the last commit."""
+        for task in self.tasks.values():
+            task.rewind()
+            if task.position is not None:
+                self.consumer.seek(TopicPartition(task.topic, task.partition, task.position))
+
+    def _lag(self) -> int:
+        lag = 0
+        for task in self.tasks.values():
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(task.topic, task.partition), timeout=5)
+            except KafkaException:
+                return 1
+            lag += max(0, high - (task.position or 0))
+        return lag
+
+    def _print_status(self) -> None:
+        c = self.counts
+        lat = sorted(self.latencies[-5000:])
+        p50 = lat[len(lat) // 2] if lat else 0.0
+        p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
+        n = c["allow"] + c["review"] + c["block"]
+        rate = (n - getattr(self, "_last_n", 0)) / max(time.monotonic() - getattr(self, "_last_t", 0.0), 1e-9)
+        self._last_n, self._last_t = n, time.monotonic()
+        sys.stderr.write(f"\r{rate:8,.0f} tx/s | decided {n:,} (block {c['block']:,}, review {c['review']:,}) "
+                         f"| dead {c['dead_letters']:,} | p50 {p50:.2f} ms p99 {p99:.2f} ms "
+                         f"| partitions {sorted(self.tasks)} | lag {self._lag():,}   ")
+        sys.stderr.flush()
+
+    def _shutdown(self) -> None:
+        try:
+            for task in list(self.tasks.values()):
+                if task.dirty:
+                    task.checkpoint()
+            self.consumer.close()  # leaves the group: its partitions move to the other workers now
+        finally:
+            for task in self.tasks.values():
+                task.close()
+            self.tasks.clear()
+            self.producer.flush(10)
+            if self.status:
+                sys.stderr.write("\n")
