@@ -63,6 +63,9 @@ def simulate(
 
     cfg = SimConfig(cards=cards, days=days, seed=seed, start=start, fraud_rate=fraud_rate,
                     late_share=late_share)
+    for path in (out, labels, feedback):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         cfg.validate()
     except ValueError as exc:
@@ -164,7 +167,7 @@ def detect(
 def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
                   no_model, state, config) -> None:
     from .config import KAFKA_STATE_DIR
-    from .kafka_admin import check_reachable
+    from .kafka_admin import check_reachable, ensure_topics, topic_partitions
     from .kafka_config import kafka_settings
     from .kafka_runner import KafkaRunner
 
@@ -173,6 +176,13 @@ def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_wh
     if group:
         settings.group = group
     check_reachable(settings)
+    source = input_topic or settings.topics["transactions"]
+    partitions = topic_partitions(settings, source)
+    if not partitions:
+        raise UserError(f"Kafka topic {source!r} does not exist at {settings.bootstrap} "
+                        "(produce to it first, e.g. fraud simulate --kafka)")
+    ensure_topics(settings, {output_topic or settings.topics["decisions"]: partitions,
+                             settings.topics["dead_letters"]: partitions})
     rule_set, fast = _detector_parts(model, rules, no_model)
     runner = KafkaRunner(settings, cfg, rule_set, fast, state or KAFKA_STATE_DIR, instance=instance,
                          input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle)

@@ -16,7 +16,7 @@ TOPIC_ROLES = ("transactions", "decisions", "dead_letters", "labels", "feedback"
 DEFAULT_TOPICS = {"transactions": "transactions", "decisions": "decisions",
                   "dead_letters": "transactions.dlq", "labels": "labels", "feedback": "feedback"}
 _KNOWN = {"bootstrap", "topics", "partitions", "replication_factor", "group", "transaction_timeout_ms",
-          "batch_max", "commit_interval_ms", "client"}
+          "batch_max", "commit_interval_ms", "session_timeout_ms", "client"}
 ENV_PREFIX = "FRAUD_KAFKA_"
 
 
@@ -30,6 +30,7 @@ class KafkaSettings:
     transaction_timeout_ms: int = 10_000
     batch_max: int = 500
     commit_interval_ms: int = 100
+    session_timeout_ms: int = 10_000  # a worker that died silently loses its partitions after this
     client: dict[str, str] = field(default_factory=dict)  # librdkafka properties, passed through
 
     def client_config(self, **extra: object) -> dict:
@@ -59,7 +60,8 @@ def kafka_settings(section: dict, source: str, bootstrap: str | None = None,
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{source}: kafka.topics.{role}: must be a topic name")
         s.topics[role] = name
-    for key in ("partitions", "replication_factor", "transaction_timeout_ms", "batch_max", "commit_interval_ms"):
+    for key in ("partitions", "replication_factor", "transaction_timeout_ms", "batch_max", "commit_interval_ms",
+                "session_timeout_ms"):
         if key in section:
             v = section[key]
             if type(v) is not int or v < 1:

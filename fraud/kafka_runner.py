@@ -139,6 +139,7 @@ class KafkaRunner:
             "group.id": s.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "isolation.level": "read_committed", "enable.partition.eof": False,
             "partition.assignment.strategy": "range", "client.id": f"fraud-{self.instance}",
+            "session.timeout.ms": s.session_timeout_ms, "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
         }))
         self.producer = Producer(s.client_config(**{
             "transactional.id": f"fraud-{s.group}-{self.instance}",

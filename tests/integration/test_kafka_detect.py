@@ -1,0 +1,213 @@
+"""The detector on a real Kafka broker: equality with the embedded run, exactly-once through
+SIGKILLs, a worker lost for good, a broker restart. Needs KAFKA_BOOTSTRAP (bin/test sets it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.detector import Detector
+from fraud.embedded import run_file
+from fraud.model import load_model
+from fraud.rules import load_rules
+from fraud.state_store import StateStore
+
+pytestmark = pytest.mark.kafka
+ROOT = Path(__file__).resolve().parents[2]
+FRAUD = str(Path(sys.executable).with_name("fraud"))
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _topic(prefix: str, partitions: int = 4) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+    return name
+
+
+def produce_file(path: Path, topic: str, rate: float | None = None) -> int:
+    """Each line keyed by its card (a malformed line keyed by nothing), in file order."""
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "linger.ms": 5})
+    n = 0
+    t0 = time.monotonic()
+    for line in open(path, "rb"):
+        line = line.rstrip(b"\n")
+        try:
+            key = orjson.loads(line).get("card_id")
+            key = key.encode() if isinstance(key, str) else None
+        except (orjson.JSONDecodeError, AttributeError):
+            key = None
+        while True:
+            try:
+                p.produce(topic, key=key, value=line)
+                break
+            except BufferError:
+                p.poll(0.05)
+        n += 1
+        if rate and n % 100 == 0:
+            ahead = n / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    assert p.flush(60) == 0
+    return n
+
+
+def read_committed(topic: str) -> list:
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"read-{uuid.uuid4().hex}",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                  "enable.partition.eof": True})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    eof: set[int] = set()
+    out = []
+    while len(eof) < len(parts):
+        for m in c.consume(1000, 2.0):
+            if m.error():
+                eof.add(m.partition())
+            else:
+                out.append(m)
+    c.close()
+    return out
+
+
+def decisions(topic: str) -> list[dict]:
+    return [orjson.loads(m.value()) for m in read_committed(topic)]
+
+
+def embedded_reference(path: Path, tmp: Path) -> dict[str, tuple]:
+    store = StateStore(None)
+    try:
+        det = Detector(store, rules=load_rules(DEFAULT_RULES), model=load_model(DEFAULT_MODEL))
+        run_file(det, str(path), str(tmp / "ref.jsonl"), str(tmp / "ref.bad.jsonl"))
+    finally:
+        store.close()
+    return {d["tx_id"]: (d["decision"], d["score"], d["rules"])
+            for d in map(orjson.loads, open(tmp / "ref.jsonl", "rb"))}
+
+
+def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> None:
+    counts = Counter(d["tx_id"] for d in got)
+    assert not [t for t, n in counts.items() if n > 1], "duplicated decisions"
+    assert set(counts) == set(want), f"missing {len(set(want) - set(counts))} decisions"
+    diff = [d["tx_id"] for d in got if (d["decision"], d["score"], d["rules"]) != want[d["tx_id"]]]
+    assert not diff, f"{len(diff)} decisions differ from the embedded run, e.g. {diff[:3]}"
+
+
+def worker(tmp: Path, inp: str, out: str, group: str, instance: str, idle: float | None = 4.0,
+           extra_env: dict | None = None) -> subprocess.Popen:
+    args = [FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", group, "--input-topic", inp,
+            "--output-topic", out, "--instance", instance, "--state", str(tmp / "state")]
+    if idle is not None:
+        args += ["--stop-when-idle", str(idle)]
+    log = open(tmp / f"{instance}.log", "ab")
+    env = {**os.environ, **(extra_env or {})}
+    return subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)
+
+
+def committed_count(topic: str) -> int:
+    return len(read_committed(topic))
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> Path:
+    """A simulated stream (late arrivals included) with 10 malformed lines mixed in."""
+    from foreign_sim import malformed_lines
+    from generator.simulate import SimConfig, write_files
+
+    d = tmp_path_factory.mktemp("kstream")
+    write_files(SimConfig(cards=400, days=12, seed=21, late_share=0.05), str(d / "clean.jsonl"),
+                str(d / "labels.jsonl"))
+    lines = open(d / "clean.jsonl", "rb").read().splitlines()
+    bad = [b.encode() if isinstance(b, str) else b for b in malformed_lines()]
+    step = len(lines) // (len(bad) + 1)
+    for k, b in enumerate(bad):
+        lines.insert((k + 1) * step + k, b)
+    (d / "tx.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return d / "tx.jsonl"
+
+
+@pytest.fixture(scope="module")
+def reference(stream, tmp_path_factory) -> dict[str, tuple]:
+    return embedded_reference(stream, tmp_path_factory.mktemp("ref"))
+
+
+def test_kafka_decisions_equal_embedded(stream, reference, tmp_path):
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(stream, inp)
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "solo")
+    assert w.wait(180) == 0, (tmp_path / "solo.log").read_text()
+    got = decisions(out)
+    assert_exactly_once_and_equal(got, reference)
+    dlq = [m for m in read_committed("transactions.dlq") if m.headers()]
+    assert len([m for m in dlq if m.topic() == "transactions.dlq"]) >= 10
+    # keys: decisions keyed by card, so a card's decisions stay on one partition
+    by_card: dict[str, set[int]] = {}
+    for m in read_committed(out):
+        by_card.setdefault(m.key().decode(), set()).add(m.partition())
+    assert all(len(p) == 1 for p in by_card.values())
+
+
+def test_sigkill_three_times_then_exactly_once(stream, reference, tmp_path):
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(stream, inp)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    total = len(reference)
+    for k in range(3):
+        w = worker(tmp_path, inp, out, group, "crashy", idle=None)
+        target = (k + 1) * total // 4
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and w.poll() is None:
+            time.sleep(0.3)
+            if committed_count(out) >= target:
+                break
+        time.sleep(0.2 * k)  # land the kill at different points of a transaction
+        w.send_signal(signal.SIGKILL)
+        w.wait()
+    w = worker(tmp_path, inp, out, group, "crashy")
+    assert w.wait(240) == 0, (tmp_path / "crashy.log").read_text()
+    assert_exactly_once_and_equal(decisions(out), reference)
+
+
+def test_two_workers_one_killed_for_good(stream, reference, tmp_path):
+    inp, out = _topic("tx"), _topic("dec")
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    a = worker(tmp_path, inp, out, group, "a", idle=25.0)
+    b = worker(tmp_path, inp, out, group, "b", idle=None)
+    time.sleep(6)  # both join the group and split the 4 partitions
+    produce_file(stream, inp, rate=4000)
+    deadline = time.monotonic() + 60
+    while committed_count(out) < len(reference) // 3 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    b.send_signal(signal.SIGKILL)  # gone for good: its partitions (and their state) move to a
+    b.wait()
+    assert a.wait(300) == 0, (tmp_path / "a.log").read_text()
+    assert_exactly_once_and_equal(decisions(out), reference)
+    assert "replayed" in (tmp_path / "a.log").read_text()
+
+
+def test_broker_restart_mid_stream(stream, reference, tmp_path):
+    port = BOOTSTRAP.rsplit(":", 1)[1]
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(stream, inp)
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "survivor", idle=15.0)
+    deadline = time.monotonic() + 60
+    while committed_count(out) < len(reference) // 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    env = {**os.environ, "KAFKA_PORT": port}
+    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "restart"], check=True, env=env,
+                   capture_output=True, timeout=120)
+    assert w.wait(300) == 0, (tmp_path / "survivor.log").read_text()
+    assert_exactly_once_and_equal(decisions(out), reference)
