@@ -17,8 +17,10 @@ Where a partition's state comes from when it is assigned (a restart, a crash, a 
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
+import threading
 import socket
 import sys
 import time
@@ -39,6 +41,32 @@ from .rules import RuleSet
 from .state_store import StateStore
 
 MARK_EVERY_MS = 60_000  # a replay-bound mark at most every minute of event time
+TXN_CALL_DEADLINE_S = 20.0
+
+
+class _Stuck(Exception):
+    """A transactional call outlived its deadline (librdkafka issues #5456/#5511: after the group
+    coordinator restarts, send_offsets_to_transaction() can ignore its timeout and hang)."""
+
+
+def _with_deadline(fn, *args, deadline: float = TXN_CALL_DEADLINE_S):
+    """Run a blocking client call in a helper thread; raise _Stuck if it does not return in time."""
+    box: dict = {}
+
+    def call() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=call, name="kafka-txn-call", daemon=True)
+    t.start()
+    t.join(deadline)
+    if t.is_alive():
+        raise _Stuck(getattr(fn, "__name__", "call"))
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
 
 
 class PartitionTask:
@@ -86,16 +114,6 @@ class PartitionTask:
                                "topic": self.topic, "partition": self.partition})
         self.dirty = False
 
-    def rewind(self) -> None:
-        """Back to the last checkpoint (= the last committed transaction)."""
-        self.store.discard()
-        self.detector = self._make(self.store)
-        meta = self.store.meta() or {}
-        self.position = meta.get("offset")
-        self.replay_from = meta.get("replay_from", 0)
-        self.marks = meta.get("marks", [])
-        self.dirty = False
-
     def reset_empty(self, replay_from: int) -> None:
         self.store.close()
         StateStore.wipe(self.path)
@@ -125,6 +143,8 @@ class KafkaRunner:
         self.stop_when_idle = stop_when_idle
         self.status = sys.stderr.isatty() if status is None else status
         self.tasks: dict[int, PartitionTask] = {}
+        self._stuck_producers: list[Producer] = []
+        self._fatal_times: list[float] = []
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
         self.latencies = array("d")
@@ -141,16 +161,41 @@ class KafkaRunner:
             "partition.assignment.strategy": "range", "client.id": f"fraud-{self.instance}",
             "session.timeout.ms": s.session_timeout_ms, "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
         }))
-        self.producer = Producer(s.client_config(**{
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        """A transactional producer; `init_transactions` fences any earlier one with our id and
+        aborts the transaction it left open."""
+        s = self.settings
+        producer = Producer(s.client_config(**{
             "transactional.id": f"fraud-{s.group}-{self.instance}",
             "transaction.timeout.ms": s.transaction_timeout_ms, "enable.idempotence": True,
             "linger.ms": 2, "compression.type": "lz4", "client.id": f"fraud-{self.instance}",
         }))
         try:
-            self.producer.init_transactions(30)
+            producer.init_transactions(60)
         except KafkaException as exc:
             raise UserError(f"Kafka at {s.bootstrap}: cannot start a transactional producer "
                             f"({exc.args[0].str()})") from None
+        return producer
+
+    def _recover_fatal(self, error: KafkaError) -> None:
+        """A fenced producer: usually the broker timed our transaction out while it was away (a broker
+        restart). A new producer recovers; if fencing keeps happening, another worker runs with our
+        transactional id, and we stop rather than fence each other forever."""
+        now = time.monotonic()
+        self._fatal_times = [t for t in self._fatal_times if now - t < 600] + [now]
+        if len(self._fatal_times) > 5:
+            raise UserError(f"Kafka transactions keep failing ({error.str()}); is another worker "
+                            f"using --instance {self.instance}?")
+        self._replace_producer()
+
+    def _replace_producer(self) -> None:
+        """Give up on a producer stuck in a call: a new one with the same transactional id fences it
+        (its open transaction is aborted), and processing rewinds to the last commit."""
+        self._stuck_producers.append(self.producer)  # the stuck call still holds it: never free it
+        self.producer = self._new_producer()
+        self._rewind()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
@@ -221,6 +266,7 @@ class KafkaRunner:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a worker is stuck
         self._clients()
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -263,14 +309,17 @@ class KafkaRunner:
                    for t in touched.values()]
         try:
             if offsets:
-                producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                _with_deadline(producer.send_offsets_to_transaction, offsets,
+                               self.consumer.consumer_group_metadata(), 15)
             self._commit()
+        except _Stuck:
+            self._replace_producer()
+            return
         except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal():
-                raise UserError(f"Kafka transaction failed fatally ({error.str()}); is another worker "
-                                f"using --instance {self.instance}?") from None
-            self._abort()
+            if exc.args[0].fatal():
+                self._recover_fatal(exc.args[0])
+            else:
+                self._abort()
             return
         for t in touched.values():
             t.checkpoint()
@@ -310,7 +359,7 @@ class KafkaRunner:
     def _commit(self) -> None:
         for attempt in range(20):
             try:
-                self.producer.commit_transaction(30)
+                _with_deadline(self.producer.commit_transaction, 15)
                 return
             except KafkaException as exc:
                 if exc.args[0].retriable() and attempt < 19:
@@ -322,20 +371,42 @@ class KafkaRunner:
         """Abort the open transaction (retrying while the broker is away) and rewind."""
         for attempt in range(60):
             try:
-                self.producer.abort_transaction(30)
+                _with_deadline(self.producer.abort_transaction, 15)
                 break
+            except _Stuck:
+                self._replace_producer()
+                return
             except KafkaException as exc:
-                if exc.args[0].fatal() or attempt == 59:
+                if exc.args[0].fatal():
+                    self._recover_fatal(exc.args[0])
+                    return
+                if attempt == 59:
                     raise UserError(f"Kafka: cannot abort a transaction ({exc.args[0].str()})") from None
                 time.sleep(1.0)
         self._rewind()
 
     def _rewind(self) -> None:
-        """After an aborted transaction: states and positions back to the last commit."""
+        """After a failed transaction: every partition back to what Kafka has committed.
+
+        Kafka, not the local checkpoint, is the truth here: a commit whose reply was lost may have
+        succeeded, and then its records must not be decided again.
+        """
+        parts = [TopicPartition(t.topic, t.partition) for t in self.tasks.values()]
         for task in self.tasks.values():
-            task.rewind()
-            if task.position is not None:
-                self.consumer.seek(TopicPartition(task.topic, task.partition, task.position))
+            task.close()  # in-memory changes since the last checkpoint are dropped
+        self.tasks.clear()
+        for attempt in range(30):
+            try:
+                committed = self.consumer.committed(parts, timeout=30)
+                break
+            except KafkaException:
+                if attempt == 29:
+                    raise
+                time.sleep(1.0)
+        for tp in committed:
+            task = self._restore(tp)
+            self.tasks[tp.partition] = task
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, task.position))
 
     def _lag(self) -> int:
         lag = 0

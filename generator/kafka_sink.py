@@ -36,9 +36,10 @@ LOG.addHandler(logging.NullHandler())  # librdkafka's logs stay silent unless th
 
 PRODUCER_DEFAULTS = {"compression.type": "lz4", "linger.ms": 5}  # pass-through client props may override
 PRODUCER_FORCED = {"enable.idempotence": True, "acks": "all", "delivery.report.only.error": True}
-POLL_EVERY = 1000          # serve delivery callbacks every N transactions when not rate limited
+POLL_EVERY = 1000          # serve delivery callbacks (errors only) at least every N transactions
 PROGRESS_INTERVAL_S = 0.25
 MAX_LAG_S = 1.0            # rate limiter: a stall longer than this is not caught up with a burst
+LEAD_S = 0.002             # rate limiter: may run this far ahead of the schedule (fewer, 2 ms-spaced wake-ups)
 SLEEP_STEP_S = 0.05        # longest single sleep of the limiter (keeps callbacks and Ctrl-C responsive)
 
 
@@ -151,13 +152,14 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
                 now = monotonic()
                 if now - due > MAX_LAG_S:     # fell far behind (stall): resume the pace, no burst
                     base = now - n_tx / rate
-                while (wait := due - now) > 0:
-                    if wait >= 0.002:
-                        poll(min(wait, SLEEP_STEP_S))  # sleeps while serving callbacks
-                    else:
-                        sleep(wait)
-                    now = monotonic()
-            elif n_tx % POLL_EVERY == 0:
+                elif due - now > LEAD_S:      # ahead of schedule: sleep until this one is due
+                    while (wait := due - now) > 0:
+                        if wait >= 0.002:
+                            poll(min(wait, SLEEP_STEP_S))  # sleeps (ms granularity) while serving callbacks
+                        else:
+                            sleep(wait)
+                        now = monotonic()
+            if n_tx % POLL_EVERY == 0:
                 poll(0)
             ts = int(clock() * 1000)
             send(tx_topic, value, key, ts)
@@ -166,7 +168,7 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
             n_lb += 1
             if dl.fatal:
                 raise UserError(f"Kafka producer failed: {dl.fatal}")
-            if progress is not None and (n_tx & 63) == 0 and monotonic() >= next_progress:
+            if progress is not None and monotonic() >= next_progress:
                 progress(n_tx, total)
                 next_progress = monotonic() + PROGRESS_INTERVAL_S
         undelivered = producer.flush(flush_timeout)
