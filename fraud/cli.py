@@ -45,8 +45,8 @@ def _detector_parts(model: Optional[str], rules: Optional[str], no_model: bool):
 
 @app.command()
 def simulate(
-    out: str = typer.Option(..., "--out", help="transactions JSON Lines file to write"),
-    labels: str = typer.Option(..., "--labels", help="labels JSON Lines file to write"),
+    out: Optional[str] = typer.Option(None, "--out", help="transactions JSON Lines file to write"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="labels JSON Lines file to write"),
     feedback: Optional[str] = typer.Option(None, "--feedback", help="also write confirmed fraud reports here"),
     cards: int = typer.Option(2000, "--cards", min=1, help="number of cardholders"),
     days: int = typer.Option(30, "--days", min=1, help="days of activity"),
@@ -55,21 +55,46 @@ def simulate(
     fraud_rate: float = typer.Option(0.0075, "--fraud-rate", min=0.0, max=0.5, help="target share of frauds"),
     late_share: float = typer.Option(0.02, "--late-share", min=0.0, max=1.0,
                                      help="share of events that arrive late / out of order"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="produce to Kafka at this bootstrap instead of files"),
+    topic: Optional[str] = typer.Option(None, "--topic", help="Kafka transactions topic (default from config)"),
+    rate: float = typer.Option(0.0, "--rate", min=0.0, help="Kafka: transactions per second (0 = as fast as possible)"),
+    partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
+                                             help="Kafka: partitions of topics it creates (default 4)"),
+    config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML (Kafka section)"),
 ) -> None:
-    """Write a seeded, labelled synthetic transaction stream (in arrival order)."""
+    """Write a seeded, labelled synthetic transaction stream (in arrival order), to files or Kafka."""
     from generator.simulate import SimConfig, write_files
 
     from .progress import progress_bar
 
     cfg = SimConfig(cards=cards, days=days, seed=seed, start=start, fraud_rate=fraud_rate,
                     late_share=late_share)
-    for path in (out, labels, feedback):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         cfg.validate()
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if kafka:
+        from generator.kafka_sink import produce_stream
+
+        from .kafka_config import kafka_settings
+
+        settings = kafka_settings(load_config(config).kafka, "kafka settings", bootstrap=kafka)
+        if partitions:
+            settings.partitions = partitions
+        with progress_bar("produce", None) as update:
+            stats = produce_stream(cfg, settings, rate=rate or None, topic=topic,
+                                   progress=lambda d, t: update(d))
+        print(f"produced {stats['n_tx']:,} transactions ({stats['rate_achieved']:,.0f}/s), "
+              f"{stats['n_labels']:,} labels, {stats['n_feedback']:,} fraud reports to {settings.bootstrap}; "
+              f"delivery errors {stats['delivery_errors']}", file=sys.stderr)
+        if stats["delivery_errors"]:
+            raise UserError(f"{stats['delivery_errors']} messages were not delivered: {stats['error']}")
+        return
+    if not out or not labels:
+        raise UserError("--out and --labels are required (or --kafka)")
+    for path in (out, labels, feedback):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     with progress_bar("simulate", None) as update:
         stats = write_files(cfg, out, labels, feedback, progress=lambda d, t: update(d))
     print(f"wrote {stats['n_tx']:,} transactions ({stats['n_fraud']:,} fraud, "
@@ -242,6 +267,9 @@ def bench(
     rules: Optional[str] = typer.Option(None, "--rules", help="rules YAML (default config/rules.yaml)"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
     json_out: Optional[str] = typer.Option(None, "--json", help="also write the figures as JSON here"),
+    kafka: Optional[str] = typer.Option(None, "--kafka",
+                                        help="measure end-to-end latency through this Kafka broker instead"),
+    rate: float = typer.Option(2000.0, "--rate", min=1.0, help="Kafka: transactions per second to produce"),
 ) -> None:
     """Throughput and latency percentiles, with a passthrough baseline measured in the same run."""
     import tempfile
@@ -249,6 +277,24 @@ def bench(
     from .bench import format_bench, run_bench
 
     cfg = load_config(config)
+    if kafka:
+        if input is None:
+            raise UserError("--kafka needs --input (the transactions to produce)")
+        _need_file(input, "input file")
+        from .kafka_admin import check_reachable
+        from .kafka_bench import run_kafka_bench
+        from .kafka_config import kafka_settings
+
+        settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=kafka)
+        check_reachable(settings)
+        result = run_kafka_bench(settings, input, rate)
+        e2e = result["e2e_ms"]
+        print(f"{result['decided']:,}/{result['transactions']:,} decided; produced at "
+              f"{result['achieved_rate']:,.0f} tx/s (target {rate:,.0f}); end-to-end latency, produce to "
+              f"committed decision: " + ", ".join(f"{k} {v:.1f} ms" for k, v in e2e.items()))
+        if json_out:
+            Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        return
     rule_set, fast = _detector_parts(model, rules, False)
     with tempfile.TemporaryDirectory(prefix="fraud-bench-in-") as tmp:
         if input is None:

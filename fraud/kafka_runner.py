@@ -160,6 +160,7 @@ class KafkaRunner:
             "isolation.level": "read_committed", "enable.partition.eof": False,
             "partition.assignment.strategy": "range", "client.id": f"fraud-{self.instance}",
             "session.timeout.ms": s.session_timeout_ms, "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
+            "fetch.wait.max.ms": 20,  # latency: do not let the broker hold fetches for 500 ms
         }))
         self.producer = self._new_producer()
 
@@ -274,7 +275,11 @@ class KafkaRunner:
         last_status = 0.0
         try:
             while not self.stopping:
-                msgs = self.consumer.consume(self.settings.batch_max, timeout=self.settings.commit_interval_ms / 1000)
+                # Wait for one record, then take whatever else is already fetched: small batches
+                # (low latency) when traffic is light, full batches (throughput) under load.
+                first = self.consumer.poll(self.settings.commit_interval_ms / 1000)
+                msgs = [] if first is None else \
+                    [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
                 now = time.monotonic()
                 if self.status and now - last_status >= 1.0:
                     self._print_status()

@@ -117,6 +117,19 @@ def worker(tmp: Path, inp: str, out: str, group: str, instance: str, idle: float
     return subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)
 
 
+def finish(w: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait for a worker to exit 0; on a hang, have it print its stacks (SIGUSR1) into the log."""
+    try:
+        rc = w.wait(timeout)
+    except subprocess.TimeoutExpired:
+        w.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        w.kill()
+        w.wait()
+        pytest.fail(f"worker hung; its log ends with:\n{log.read_text(errors='replace')[-4000:]}")
+    assert rc == 0, log.read_text(errors="replace")[-4000:]
+
+
 def committed_count(topic: str) -> int:
     return len(read_committed(topic))
 
@@ -148,7 +161,7 @@ def test_kafka_decisions_equal_embedded(stream, reference, tmp_path):
     inp, out = _topic("tx"), _topic("dec")
     produce_file(stream, inp)
     w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "solo")
-    assert w.wait(180) == 0, (tmp_path / "solo.log").read_text()
+    finish(w, tmp_path / "solo.log", 180)
     got = decisions(out)
     assert_exactly_once_and_equal(got, reference)
     dlq = [m for m in read_committed("transactions.dlq") if m.headers()]
@@ -177,7 +190,7 @@ def test_sigkill_three_times_then_exactly_once(stream, reference, tmp_path):
         w.send_signal(signal.SIGKILL)
         w.wait()
     w = worker(tmp_path, inp, out, group, "crashy")
-    assert w.wait(240) == 0, (tmp_path / "crashy.log").read_text()
+    finish(w, tmp_path / "crashy.log", 240)
     assert_exactly_once_and_equal(decisions(out), reference)
 
 
@@ -193,7 +206,7 @@ def test_two_workers_one_killed_for_good(stream, reference, tmp_path):
         time.sleep(0.3)
     b.send_signal(signal.SIGKILL)  # gone for good: its partitions (and their state) move to a
     b.wait()
-    assert a.wait(300) == 0, (tmp_path / "a.log").read_text()
+    finish(a, tmp_path / "a.log", 300)
     assert_exactly_once_and_equal(decisions(out), reference)
     assert "replayed" in (tmp_path / "a.log").read_text()
 
@@ -209,5 +222,5 @@ def test_broker_restart_mid_stream(stream, reference, tmp_path):
     env = {**os.environ, "KAFKA_PORT": port}
     subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "restart"], check=True, env=env,
                    capture_output=True, timeout=120)
-    assert w.wait(300) == 0, (tmp_path / "survivor.log").read_text()
+    finish(w, tmp_path / "survivor.log", 240)
     assert_exactly_once_and_equal(decisions(out), reference)

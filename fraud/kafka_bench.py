@@ -1,0 +1,83 @@
+"""`fraud bench --kafka`: end-to-end latency through a real broker, from the moment a transaction is
+produced to the moment its decision is readable by a `read_committed` consumer.
+
+The detector runs as its own process (`fraud detect --kafka`), as in production; this process
+produces at a fixed rate and reads the decisions back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from .kafka_admin import ensure_topics
+from .kafka_config import KafkaSettings
+
+
+def run_kafka_bench(settings: KafkaSettings, input_path: str, rate: float, partitions: int = 4,
+                    detector_args: list[str] | None = None) -> dict:
+    run = uuid.uuid4().hex[:8]
+    inp, out = f"bench-tx-{run}", f"bench-decisions-{run}"
+    ensure_topics(settings, {inp: partitions, out: partitions})
+    lines = [line.rstrip(b"\n") for line in open(input_path, "rb") if line.strip()]
+    parsed = [orjson.loads(line) for line in lines]  # parse before the clock starts
+    ids = [rec["tx_id"] for rec in parsed]
+    keys = [rec["card_id"].encode() for rec in parsed]
+    del parsed
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="fraud-kbench-") as state:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).with_name("fraud")), "detect", "--kafka", settings.bootstrap,
+             "--group", f"bench-{run}", "--input-topic", inp, "--output-topic", out,
+             "--instance", f"bench-{run}", "--state", state, *(detector_args or [])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        consumer = Consumer(settings.client_config(**{
+            "group.id": f"bench-reader-{run}", "isolation.level": "read_committed", "fetch.wait.max.ms": 10,
+            "auto.offset.reset": "earliest"}))
+        consumer.subscribe([out])
+        done = threading.Event()
+
+        def read() -> None:
+            while not done.is_set() or len(received) < len(sent):
+                m = consumer.poll(0.2)  # one at a time: the receipt time is the record's own
+                if m is not None and m.error() is None:
+                    received[orjson.loads(m.value())["tx_id"]] = time.time()
+                if done.is_set() and time.time() > deadline:
+                    return
+
+        deadline = float("inf")
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(8)  # the worker joins the group and restores its (empty) partitions
+        producer = Producer(settings.client_config(**{"enable.idempotence": True, "linger.ms": 1}))
+        t0 = time.time()
+        for n, line in enumerate(lines):
+            due = t0 + n / rate
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            sent[ids[n]] = time.time()
+            producer.produce(inp, key=keys[n], value=line)
+            producer.poll(0)
+        producer.flush(30)
+        produced_s = time.time() - t0
+        deadline = time.time() + 60
+        done.set()
+        reader.join()
+        consumer.close()
+        worker.terminate()
+        worker.wait(60)
+    lat = np.array([(received[t] - sent[t]) * 1000 for t in sent if t in received])
+    return {"transactions": len(sent), "decided": len(lat), "target_rate": rate,
+            "achieved_rate": len(sent) / produced_s,
+            "e2e_ms": {f"p{q:g}": float(np.percentile(lat, q)) for q in (50, 90, 99, 99.9)} if len(lat) else {}}
