@@ -134,27 +134,53 @@ def committed_count(topic: str) -> int:
     return len(read_committed(topic))
 
 
-@pytest.fixture(scope="module")
-def stream(tmp_path_factory) -> Path:
-    """A simulated stream (late arrivals included) with 10 malformed lines mixed in."""
+def _with_malformed(lines: list[bytes], out: Path) -> Path:
     from foreign_sim import malformed_lines
-    from generator.simulate import SimConfig, write_files
 
-    d = tmp_path_factory.mktemp("kstream")
-    write_files(SimConfig(cards=400, days=12, seed=21, late_share=0.05), str(d / "clean.jsonl"),
-                str(d / "labels.jsonl"))
-    lines = open(d / "clean.jsonl", "rb").read().splitlines()
     bad = [b.encode() if isinstance(b, str) else b for b in malformed_lines()]
     step = len(lines) // (len(bad) + 1)
     for k, b in enumerate(bad):
         lines.insert((k + 1) * step + k, b)
-    (d / "tx.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    return d / "tx.jsonl"
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sim_stream(tmp_path_factory) -> Path:
+    """Our simulator (late and out-of-order arrivals, locations, channels) + 10 malformed lines."""
+    from generator.simulate import SimConfig, write_files
+
+    d = tmp_path_factory.mktemp("simstream")
+    write_files(SimConfig(cards=400, days=12, seed=21, late_share=0.05), str(d / "clean.jsonl"),
+                str(d / "labels.jsonl"))
+    return _with_malformed(open(d / "clean.jsonl", "rb").read().splitlines(), d / "tx.jsonl")
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> Path:
+    """40,000+ transactions of an independent (foreign) simulator + 10 malformed lines."""
+    import foreign_sim
+
+    d = tmp_path_factory.mktemp("foreign")
+    n = foreign_sim.write(str(d / "clean.jsonl"), str(d / "labels.jsonl"), n_customers=400,
+                          n_terminals=800, days=55, seed=4)
+    lines = open(d / "clean.jsonl", "rb").read().splitlines()
+    assert len(lines) >= 40_000, n
+    return _with_malformed(lines, d / "tx.jsonl")
 
 
 @pytest.fixture(scope="module")
 def reference(stream, tmp_path_factory) -> dict[str, tuple]:
     return embedded_reference(stream, tmp_path_factory.mktemp("ref"))
+
+
+def test_simulator_stream_on_kafka_equals_embedded(sim_stream, tmp_path):
+    want = embedded_reference(sim_stream, tmp_path)
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(sim_stream, inp)
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "sim")
+    finish(w, tmp_path / "sim.log", 180)
+    assert_exactly_once_and_equal(decisions(out), want)
 
 
 def test_kafka_decisions_equal_embedded(stream, reference, tmp_path):
