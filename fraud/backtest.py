@@ -11,7 +11,7 @@ from typing import Callable
 from .detector import Detector, DetectorSettings
 from .evaluation import load_labels_full
 from .model import FastModel
-from .records import BadRecord, decode
+from .records import iter_transactions
 from .rules import RuleSet
 from .state_store import StateStore
 
@@ -28,38 +28,29 @@ def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | 
     n = frauds = rules_block = rules_alert = final_block = final_alert = 0
     caught_block = caught_alert = 0
     try:
-        with open(tx_path, "rb") as src:
-            for k, raw in enumerate(src, 1):
-                if progress and k % 20_000 == 0:
-                    progress(k)
-                if not raw.strip():
-                    continue
-                try:
-                    tx = decode(raw)
-                except BadRecord:
-                    continue
-                det.update(tx)
-                decision, _, _, fired = det.score()
-                label = labels.get(tx.tx_id)
-                if label is None:
-                    continue
-                y = label[0]
-                n += 1
-                frauds += y
-                blocked = any(action[r] == "block" for r in fired)
-                alerted = blocked or any(action[r] == "review" for r in fired)
-                rules_block += blocked
-                rules_alert += alerted
-                final_block += decision == "block"
-                final_alert += decision != "allow"
-                caught_block += y and decision == "block"
-                caught_alert += y and decision != "allow"
-                for r in fired:
-                    s = stats[r]
-                    s["hits"] += 1
-                    s["true_positives"] += y
-                    if y and len(fired) == 1:
-                        s["only_catch"] += 1
+        for tx in iter_transactions(tx_path, progress):
+            det.update(tx)
+            decision, _, _, fired = det.score()
+            label = labels.get(tx.tx_id)
+            if label is None:
+                continue
+            y = label[0]
+            n += 1
+            frauds += y
+            blocked = any(action[r] == "block" for r in fired)
+            alerted = blocked or any(action[r] == "review" for r in fired)
+            rules_block += blocked
+            rules_alert += alerted
+            final_block += decision == "block"
+            final_alert += decision != "allow"
+            caught_block += y and decision == "block"
+            caught_alert += y and decision != "allow"
+            for r in fired:
+                s = stats[r]
+                s["hits"] += 1
+                s["true_positives"] += y
+                if y and len(fired) == 1:
+                    s["only_catch"] += 1
     finally:
         store.close()
     for s in stats.values():

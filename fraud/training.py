@@ -21,7 +21,7 @@ import orjson
 from .detector import Detector, DetectorSettings
 from .features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from .model import export_hgb, load_model, save_model
-from .records import BadRecord, decode
+from .records import iter_transactions
 from .state_store import StateStore
 
 MODEL_FEATURES = [
@@ -62,24 +62,13 @@ def replay(tx_path: str, features: list[str], settings: DetectorSettings = Detec
     card_ids: list[str] = []
     ts = array("q")
     vec = det.vector
-    n = 0
     try:
-        with open(tx_path, "rb") as src:
-            for raw in src:
-                n += 1
-                if progress and n % 20_000 == 0:
-                    progress(n)
-                if not raw.strip():
-                    continue
-                try:
-                    tx = decode(raw)
-                except BadRecord:
-                    continue
-                det.update(tx)
-                flat.extend([vec[s] for s in slots])
-                tx_ids.append(tx.tx_id)
-                card_ids.append(tx.card_id)
-                ts.append(tx.ts)
+        for tx in iter_transactions(tx_path, progress):
+            det.update(tx)
+            flat.extend([vec[s] for s in slots])
+            tx_ids.append(tx.tx_id)
+            card_ids.append(tx.card_id)
+            ts.append(tx.ts)
     finally:
         store.close()
     X = np.frombuffer(flat, dtype=np.float64).reshape(-1, len(features)) if tx_ids else \
