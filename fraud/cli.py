@@ -106,7 +106,8 @@ def train(
     transactions: str = typer.Option(..., "--transactions", help="transactions JSON Lines (arrival order)"),
     labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
     model: str = typer.Option(..., "--model", help="directory to save the model and its card in"),
-    feedback: Optional[str] = typer.Option(None, "--feedback", help="confirmed fraud reports (not used yet)"),
+    feedback: Optional[str] = typer.Option(None, "--feedback",
+                                           help="confirmed fraud reports, effective from their reported_at"),
     warmup_days: float = typer.Option(3.0, "--warmup-days", min=0.0,
                                       help="first days only build history, no training rows"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
@@ -123,7 +124,7 @@ def train(
     with progress_bar("train", None) as update:
         try:
             card = fit(transactions, labels, model, warmup_days=warmup_days, settings=cfg.detector,
-                       progress=lambda stage, n: update(n))
+                       progress=lambda stage, n: update(n), feedback_path=feedback)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     v = card["validation"]
@@ -137,7 +138,8 @@ def detect(
     output: Optional[str] = typer.Option(None, "--output", help="decisions JSON Lines, '-' for stdout"),
     model: Optional[str] = typer.Option(None, "--model", help="model directory (default models/default)"),
     rules: Optional[str] = typer.Option(None, "--rules", help="rules YAML (default config/rules.yaml)"),
-    feedback: Optional[str] = typer.Option(None, "--feedback", help="confirmed fraud reports (not used yet)"),
+    feedback: Optional[str] = typer.Option(None, "--feedback",
+                                           help="confirmed fraud reports, effective from their reported_at"),
     dead_letter: Optional[str] = typer.Option(None, "--dead-letter",
                                               help="bad records (default: next to the output, *.rejected.jsonl)"),
     state: Optional[str] = typer.Option(None, "--state",
@@ -148,6 +150,8 @@ def detect(
     group: Optional[str] = typer.Option(None, "--group", help="Kafka consumer group"),
     input_topic: Optional[str] = typer.Option(None, "--input-topic", help="Kafka input topic"),
     output_topic: Optional[str] = typer.Option(None, "--output-topic", help="Kafka output topic"),
+    feedback_topic: Optional[str] = typer.Option(None, "--feedback-topic",
+                                                 help="Kafka: fraud reports topic (default from config; skipped if absent)"),
     instance: Optional[str] = typer.Option(None, "--instance",
                                            help="Kafka: this worker's name, unique in the group (default: host name)"),
     stop_when_idle: Optional[float] = typer.Option(None, "--stop-when-idle", min=0.0,
@@ -161,7 +165,7 @@ def detect(
 
     if kafka:
         _detect_kafka(kafka, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
-                      no_model, state, config)
+                      no_model, state, config, feedback_topic)
         return
     if input is None or output is None:
         raise UserError("--input and --output are required (or --kafka)")
@@ -170,9 +174,15 @@ def detect(
         _need_file(feedback, "feedback file")
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
+    reports = None
+    if feedback:
+        from .feedback import FeedbackIndex
+        reports = FeedbackIndex.from_file(feedback)
+        if reports.rejected:
+            print(f"fraud: warning: {feedback}: {reports.rejected} invalid report(s) skipped", file=sys.stderr)
     store = StateStore(state, cache_size=cfg.cache_cards)
     try:
-        det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector)
+        det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
         total = Path(input).stat().st_size if input != "-" else None
         with progress_bar("detect", total) as update:
             stats = run_file(det, input, output, dead_letter or default_dead_letter_path(output),
@@ -190,7 +200,7 @@ def detect(
 
 
 def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
-                  no_model, state, config) -> None:
+                  no_model, state, config, feedback_topic) -> None:
     from .config import KAFKA_STATE_DIR
     from .kafka_admin import check_reachable, ensure_topics, topic_partitions
     from .kafka_config import kafka_settings
@@ -209,8 +219,12 @@ def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_wh
     ensure_topics(settings, {output_topic or settings.topics["decisions"]: partitions,
                              settings.topics["dead_letters"]: partitions})
     rule_set, fast = _detector_parts(model, rules, no_model)
+    fb_topic = feedback_topic or settings.topics["feedback"]
+    if not topic_partitions(settings, fb_topic):
+        fb_topic = None
     runner = KafkaRunner(settings, cfg, rule_set, fast, state or KAFKA_STATE_DIR, instance=instance,
-                         input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle)
+                         input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle,
+                         feedback_topic=fb_topic)
     counts = runner.run()
     print(f"stopped: block {counts['block']:,}, review {counts['review']:,}, allow {counts['allow']:,}, "
           f"dead letters {counts['dead_letters']:,}, replayed {counts['replayed']:,}", file=sys.stderr)

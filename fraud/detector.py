@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .feedback import FeedbackIndex
 from .features import FeaturePlan
 from .history import NAN, merchant_key
 from .model import FastModel
@@ -29,7 +30,8 @@ class Detector:
     """Watermark + card state + features + rules + model -> one decision per transaction."""
 
     def __init__(self, store: StateStore, rules: RuleSet | None = None, model: FastModel | None = None,
-                 settings: DetectorSettings = DetectorSettings(), extra_features: list[str] = ()) -> None:
+                 settings: DetectorSettings = DetectorSettings(), extra_features: list[str] = (),
+                 feedback: FeedbackIndex | None = None) -> None:
         self.store = store
         self.settings = settings
         names = ["amount"]
@@ -39,6 +41,8 @@ class Detector:
             names += rules.features
         names += list(extra_features)
         self.plan = FeaturePlan(names)
+        if feedback is not None:
+            self.plan.feedback = feedback
         self.vector = self.plan.new_vector()  # reused for every event: no per-event allocation
         self.model = model
         if model is not None:

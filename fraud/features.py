@@ -13,6 +13,7 @@ import re
 from bisect import bisect_right
 from typing import Iterable
 
+from .feedback import FeedbackIndex
 from .history import NAN, CardHistory
 
 DAY_MS = 86_400_000
@@ -36,7 +37,15 @@ EXTRA_FEATURES: dict[str, str] = {
                          "NaN without earlier transactions",
     "amount_to_max_30d": "amount divided by (1 + max of the card's earlier amounts of the last 30 days); "
                          "NaN without earlier transactions",
+    "hour_habit_30d": "share of the card's earlier transactions of the last 30 days within 2 hours (time of "
+                      "day) of this one; low = unusual hour for this card; NaN without earlier transactions",
+    "card_frauds_known_30d": "confirmed frauds on this card (feedback) with event time in the last 30 days, "
+                             "counting only reports with reported_at <= this event time",
+    "merchant_frauds_known_7d": "confirmed frauds at this merchant (feedback, all cards) with event time in "
+                                "the last 7 days, reported by this event time",
+    "merchant_frauds_known_30d": "the same over 30 days",
 }
+FEEDBACK_FEATURES = ("card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d")
 
 WINDOW_DOC = ("`<agg>_<window>`: agg in count, sum, avg, min, max, distinct_merchants over the card's "
               "transactions with event time in (t - window, t], this one included; window = a whole "
@@ -90,6 +99,7 @@ class FeaturePlan:
         want = set(self.names)
         self._extras = [(n, self.index[n]) for n in EXTRA_FEATURES if n in want]
         self._profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
+        self.feedback = FeedbackIndex()  # the detector replaces it when it is given reports
         longest = max((d for d, *_ in self._groups), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
@@ -157,8 +167,29 @@ class FeaturePlan:
                 out[slot] = z
             elif name == "amount_to_avg_30d":
                 out[slot] = to_avg
-            else:
+            elif name == "amount_to_max_30d":
                 out[slot] = to_max
+            elif name == "hour_habit_30d":
+                out[slot] = self._hour_habit(times, i, t)
+            elif name == "card_frauds_known_30d":
+                out[slot] = FeedbackIndex.count(self.feedback.cards.get(tx.card_id), t, PROFILE_MS)
+            elif name == "merchant_frauds_known_7d":
+                out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, 7 * DAY_MS)
+            else:
+                out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, PROFILE_MS)
+
+    @staticmethod
+    def _hour_habit(times: list[int], i: int, t: int) -> float:
+        lo = bisect_right(times, t - PROFILE_MS, 0, i)
+        if lo == i:
+            return NAN
+        near = 0
+        mine = t % DAY_MS
+        for x in times[lo:i]:
+            d = abs(x % DAY_MS - mine)
+            if d <= 7_200_000 or d >= DAY_MS - 7_200_000:
+                near += 1
+        return near / (i - lo)
 
     @staticmethod
     def _travel(h: CardHistory, i: int, speed: bool) -> float:

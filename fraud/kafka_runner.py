@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from .config import PipelineConfig
 from .detector import Detector
 from .embedded import mask_pans
+from .feedback import FeedbackIndex
 from .errors import UserError
 from .kafka_config import KafkaSettings
 from .model import FastModel
@@ -131,7 +132,8 @@ class KafkaRunner:
     def __init__(self, settings: KafkaSettings, cfg: PipelineConfig, rules: RuleSet | None,
                  model: FastModel | None, state_root: str | Path, instance: str | None = None,
                  input_topic: str | None = None, output_topic: str | None = None,
-                 stop_when_idle: float | None = None, status: bool | None = None) -> None:
+                 stop_when_idle: float | None = None, status: bool | None = None,
+                 feedback_topic: str | None = None) -> None:
         self.settings = settings
         self.cfg = cfg
         self.rules, self.model = rules, model
@@ -142,6 +144,8 @@ class KafkaRunner:
         self.state_root = Path(state_root) / settings.group / self.instance
         self.stop_when_idle = stop_when_idle
         self.status = sys.stderr.isatty() if status is None else status
+        self.feedback_topic = feedback_topic
+        self.feedback = FeedbackIndex()  # global: every worker reads every report
         self.tasks: dict[int, PartitionTask] = {}
         self._stuck_producers: list[Producer] = []
         self._fatal_times: list[float] = []
@@ -151,7 +155,8 @@ class KafkaRunner:
 
     # -- setup -------------------------------------------------------------------------------
     def _make_detector(self, store: StateStore) -> Detector:
-        return Detector(store, rules=self.rules, model=self.model, settings=self.cfg.detector)
+        return Detector(store, rules=self.rules, model=self.model, settings=self.cfg.detector,
+                        feedback=self.feedback)
 
     def _clients(self) -> None:
         s = self.settings
@@ -197,6 +202,39 @@ class KafkaRunner:
         self._stuck_producers.append(self.producer)  # the stuck call still holds it: never free it
         self.producer = self._new_producer()
         self._rewind()
+
+    def _open_feedback(self) -> None:
+        """Read the whole feedback topic (no group, from the start), then keep following it."""
+        self.fb_consumer = None
+        if not self.feedback_topic:
+            return
+        c = Consumer(self.settings.client_config(**{
+            "group.id": f"{self.settings.group}-feedback-{self.instance}", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True}))
+        parts = c.list_topics(self.feedback_topic, timeout=10).topics[self.feedback_topic].partitions
+        c.assign([TopicPartition(self.feedback_topic, p, 0) for p in parts])
+        self.fb_consumer = c
+        eof: set[int] = set()
+        while len(eof) < len(parts):
+            for m in c.consume(1000, 1.0):
+                if m.error():
+                    eof.add(m.partition())
+                else:
+                    self._add_report(m.value())
+
+    def _poll_feedback(self) -> None:
+        if self.fb_consumer is not None:
+            for m in self.fb_consumer.consume(1000, timeout=0):
+                if not m.error():
+                    self._add_report(m.value())
+
+    def _add_report(self, value: bytes | None) -> None:
+        try:
+            rec = orjson.loads(value or b"")
+            if isinstance(rec, dict):
+                self.feedback.add(rec)
+        except (orjson.JSONDecodeError, BadRecord):
+            self.counts["bad_reports"] = self.counts.get("bad_reports", 0) + 1
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
@@ -268,6 +306,7 @@ class KafkaRunner:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
         faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a worker is stuck
+        self._open_feedback()
         self._clients()
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -290,6 +329,7 @@ class KafkaRunner:
                         break
                     continue
                 idle_since = now
+                self._poll_feedback()
                 self._process_batch(msgs)
         finally:
             for sig, handler in old.items():
@@ -442,6 +482,8 @@ class KafkaRunner:
                 if task.dirty:
                     task.checkpoint()
             self.consumer.close()  # leaves the group: its partitions move to the other workers now
+            if self.fb_consumer is not None:
+                self.fb_consumer.close()
         finally:
             for task in self.tasks.values():
                 task.close()

@@ -20,6 +20,7 @@ import orjson
 
 from .detector import Detector, DetectorSettings
 from .features import EXTRA_FEATURES, WINDOW_DOC, parse_window
+from .feedback import FeedbackIndex
 from .model import export_hgb, load_model, save_model
 from .records import iter_transactions
 from .state_store import StateStore
@@ -30,6 +31,7 @@ MODEL_FEATURES = [
     "count_10m", "sum_10m", "min_10m", "count_1h", "sum_1h", "distinct_merchants_1h",
     "count_24h", "sum_24h", "max_24h", "distinct_merchants_24h",
     "count_7d", "avg_7d", "count_30d", "avg_30d", "distinct_merchants_30d",
+    "hour_habit_30d", "card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d",
 ]
 
 # Small grid, shallow trees: scoring walks every tree in Python per event, so model size is
@@ -52,10 +54,10 @@ class FeatureRows:
 
 
 def replay(tx_path: str, features: list[str], settings: DetectorSettings = DetectorSettings(),
-           progress: Callable[[int], None] | None = None) -> FeatureRows:
+           progress: Callable[[int], None] | None = None, feedback: FeedbackIndex | None = None) -> FeatureRows:
     """Run every valid transaction of the file through a fresh detector; keep its feature vector."""
     store = StateStore(None, cache_size=1 << 62)  # training replay: everything stays in memory
-    det = Detector(store, settings=settings, extra_features=features)
+    det = Detector(store, settings=settings, extra_features=features, feedback=feedback)
     slots = [det.plan.index[f] for f in features]
     flat = array("d")
     tx_ids: list[str] = []
@@ -151,13 +153,15 @@ def _metrics(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float]) -> dict
 def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str] = MODEL_FEATURES,
           warmup_days: float = 3.0, valid_fraction: float = 0.2, seed: int = 0,
           settings: DetectorSettings = DetectorSettings(),
-          progress: Callable[[str, int], None] | None = None) -> dict:
+          progress: Callable[[str, int], None] | None = None, feedback_path: str | None = None) -> dict:
     """Fit, choose, export and save; returns the model card."""
     from sklearn import __version__ as sk_version
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import average_precision_score
 
-    rows = replay(tx_path, features, settings, (lambda n: progress("replay", n)) if progress else None)
+    feedback = FeedbackIndex.from_file(feedback_path) if feedback_path else None
+    rows = replay(tx_path, features, settings, (lambda n: progress("replay", n)) if progress else None,
+                  feedback)
     labels = load_labels(labels_path)
     if not rows.tx_ids:
         raise ValueError(f"{tx_path}: no valid transactions")
@@ -213,6 +217,8 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
         "training_data": {
             "transactions": Path(tx_path).name, "transactions_sha256": file_digest(tx_path),
             "labels": Path(labels_path).name, "labels_sha256": file_digest(labels_path),
+            "feedback": Path(feedback_path).name if feedback_path else None,
+            "feedback_sha256": file_digest(feedback_path) if feedback_path else None,
             "rows_replayed": len(rows.tx_ids), "rows_labelled_used": int(len(y)),
             "frauds": int(y.sum()), "warmup_days": warmup_days,
             "event_time_range_ms": [int(rows.ts.min()), int(rows.ts.max())],

@@ -109,6 +109,7 @@ def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> No
 def worker(tmp: Path, inp: str, out: str, group: str, instance: str, idle: float | None = 4.0,
            extra_env: dict | None = None) -> subprocess.Popen:
     args = [FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", group, "--input-topic", inp,
+            "--feedback-topic", f"no-feedback-{uuid.uuid4().hex[:8]}",
             "--output-topic", out, "--instance", instance, "--state", str(tmp / "state")]
     if idle is not None:
         args += ["--stop-when-idle", str(idle)]
