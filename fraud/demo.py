@@ -26,6 +26,7 @@ def run_demo(directory: str, cards: int = 3000, days: int = 30, seed: int = 7) -
     from .detector import Detector
     from .embedded import run_file
     from .evaluation import evaluate, format_report
+    from .feedback import FeedbackIndex
     from .model import load_model
     from .progress import progress_bar
     from .rules import load_rules
@@ -52,19 +53,20 @@ def run_demo(directory: str, cards: int = 3000, days: int = 30, seed: int = 7) -
     _say(f"[2/4] train: replay through the detector, fit gradient-boosted trees -> {model_dir}")
     with progress_bar("train", None) as update:
         card = train(str(tx), str(labels), str(model_dir), settings=cfg.detector,
-                     progress=lambda stage, n: update(n))
+                     progress=lambda stage, n: update(n), feedback_path=str(fb))
     timings["train_s"] = time.perf_counter() - t0
     v = card["validation"]
     _say(f"      validation (last 20% in time): AUC {v.get('roc_auc')}, AP {v.get('average_precision')}, "
          f"thresholds {card['thresholds']} ({timings['train_s']:.1f}s)")
 
     t0 = time.perf_counter()
-    _say(f"[3/4] detect with {DEFAULT_RULES.name} + the new model -> {decisions}")
+    _say(f"[3/4] detect with {DEFAULT_RULES.name}, the new model and the fraud reports -> {decisions}")
     rules = load_rules(DEFAULT_RULES)
     model = load_model(model_dir)
     store = StateStore(None, cache_size=cfg.cache_cards)
     try:
-        det = Detector(store, rules=rules, model=model, settings=cfg.detector)
+        det = Detector(store, rules=rules, model=model, settings=cfg.detector,
+                       feedback=FeedbackIndex.from_file(fb))
         with progress_bar("detect", tx.stat().st_size) as update:
             stats = run_file(det, str(tx), str(decisions), str(out / "decisions.rejected.jsonl"),
                              checkpoint_every=cfg.checkpoint_every, progress=update)

@@ -44,8 +44,10 @@ EXTRA_FEATURES: dict[str, str] = {
     "merchant_frauds_known_7d": "confirmed frauds at this merchant (feedback, all cards) with event time in "
                                 "the last 7 days, reported by this event time",
     "merchant_frauds_known_30d": "the same over 30 days",
+    "merchant_days_since_known_fraud": "days since the event time of the latest confirmed fraud at this "
+                                       "merchant reported by now (NaN if none): ongoing vs past compromise",
+    "card_days_since_known_fraud": "the same for the card",
 }
-FEEDBACK_FEATURES = ("card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d")
 
 WINDOW_DOC = ("`<agg>_<window>`: agg in count, sum, avg, min, max, distinct_merchants over the card's "
               "transactions with event time in (t - window, t], this one included; window = a whole "
@@ -173,6 +175,10 @@ class FeaturePlan:
                 out[slot] = self._hour_habit(times, i, t)
             elif name == "card_frauds_known_30d":
                 out[slot] = FeedbackIndex.count(self.feedback.cards.get(tx.card_id), t, PROFILE_MS)
+            elif name == "merchant_days_since_known_fraud":
+                out[slot] = FeedbackIndex.days_since_latest(self.feedback.merchants.get(tx.merchant_id), t)
+            elif name == "card_days_since_known_fraud":
+                out[slot] = FeedbackIndex.days_since_latest(self.feedback.cards.get(tx.card_id), t)
             elif name == "merchant_frauds_known_7d":
                 out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, 7 * DAY_MS)
             else:

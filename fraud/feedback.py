@@ -56,6 +56,21 @@ class FeedbackIndex:
                 n += 1
         return n
 
+    @staticmethod
+    def days_since_latest(entries: list[tuple[int, int]] | None, t: int) -> float:
+        """Days from the latest fraud known at `t` (reported_at <= t, event time <= t) to `t`; NaN if none.
+
+        Tells an ongoing compromise (frauds keep being confirmed) from one that ended long ago.
+        """
+        if not entries:
+            return float("nan")
+        k = bisect_right(entries, (t, 1 << 62)) - 1
+        while k >= 0:
+            if entries[k][1] <= t:
+                return (t - entries[k][0]) / 86_400_000
+            k -= 1
+        return float("nan")
+
     @classmethod
     def from_file(cls, path: str | Path) -> "FeedbackIndex":
         index = cls()

@@ -32,6 +32,7 @@ MODEL_FEATURES = [
     "count_24h", "sum_24h", "max_24h", "distinct_merchants_24h",
     "count_7d", "avg_7d", "count_30d", "avg_30d", "distinct_merchants_30d",
     "hour_habit_30d", "card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d",
+    "merchant_days_since_known_fraud", "card_days_since_known_fraud",
 ]
 
 # Small grid, shallow trees: scoring walks every tree in Python per event, so model size is
