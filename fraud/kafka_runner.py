@@ -24,7 +24,7 @@ import threading
 import socket
 import sys
 import time
-from array import array
+from collections import deque
 from pathlib import Path
 
 import orjson
@@ -83,12 +83,10 @@ class PartitionTask:
         self.position: int | None = meta.get("offset")
         self.replay_from: int = meta.get("replay_from", 0)
         self.marks: list[list[int]] = meta.get("marks", [])
-        self.dirty = False
 
     # -- bookkeeping -------------------------------------------------------------------------
     def after_record(self, offset: int) -> None:
         self.position = offset + 1
-        self.dirty = True
 
     def _advance_bound(self) -> None:
         det = self.detector
@@ -113,7 +111,6 @@ class PartitionTask:
         self.store.checkpoint({**self.detector.checkpoint_meta(), "offset": self.position,
                                "replay_from": self.replay_from, "marks": self.marks,
                                "topic": self.topic, "partition": self.partition})
-        self.dirty = False
 
     def reset_empty(self, replay_from: int) -> None:
         self.store.close()
@@ -151,7 +148,8 @@ class KafkaRunner:
         self._fatal_times: list[float] = []
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
-        self.latencies = array("d")
+        self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
+        self._status_n, self._status_t = 0, time.monotonic()
 
     # -- setup -------------------------------------------------------------------------------
     def _make_detector(self, store: StateStore) -> Detector:
@@ -242,11 +240,11 @@ class KafkaRunner:
             self.tasks[tp.partition] = self._restore(tp)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every processed record is committed and checkpointed before consume() is called again, so a
+        # revoked partition's store is already at its committed offset: nothing to write.
         for tp in partitions:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
-                if task.dirty:
-                    task.checkpoint()
                 task.close()
 
     def _restore(self, tp: TopicPartition) -> PartitionTask:
@@ -465,12 +463,12 @@ class KafkaRunner:
 
     def _print_status(self) -> None:
         c = self.counts
-        lat = sorted(self.latencies[-5000:])
+        lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else 0.0
         p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
         n = c["allow"] + c["review"] + c["block"]
-        rate = (n - getattr(self, "_last_n", 0)) / max(time.monotonic() - getattr(self, "_last_t", 0.0), 1e-9)
-        self._last_n, self._last_t = n, time.monotonic()
+        rate = (n - self._status_n) / max(time.monotonic() - self._status_t, 1e-9)
+        self._status_n, self._status_t = n, time.monotonic()
         sys.stderr.write(f"\r{rate:8,.0f} tx/s | decided {n:,} (block {c['block']:,}, review {c['review']:,}) "
                          f"| dead {c['dead_letters']:,} | p50 {p50:.2f} ms p99 {p99:.2f} ms "
                          f"| partitions {sorted(self.tasks)} | lag {self._lag():,}   ")
@@ -478,9 +476,6 @@ class KafkaRunner:
 
     def _shutdown(self) -> None:
         try:
-            for task in list(self.tasks.values()):
-                if task.dirty:
-                    task.checkpoint()
             self.consumer.close()  # leaves the group: its partitions move to the other workers now
             if self.fb_consumer is not None:
                 self.fb_consumer.close()

@@ -98,7 +98,7 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def _sample(y: np.ndarray, seed: int, max_negatives: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
+def _sample(y: np.ndarray, seed: int, max_negatives: int = 40_000) -> tuple[np.ndarray, np.ndarray]:
     """Rows to fit on and their weights: all frauds, a seeded subsample of legitimate rows.
 
     Legitimate rows kept at rate r weigh 1/r (so scores stay comparable); frauds are up-weighted by
@@ -212,7 +212,7 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
         "features": {f: EXTRA_FEATURES.get(f) or (WINDOW_DOC if parse_window(f) else "") for f in features},
         "features_dropped_as_absent": dropped,
         "hyperparameters": params,
-        "imbalance": "all frauds, weight min(n_legit / n_fraud, 25); legitimate rows subsampled to at most 60,000, weight 1 / sampling rate",
+        "imbalance": "all frauds, weight min(n_legit / n_fraud, 25); legitimate rows subsampled to at most 40,000, weight 1 / sampling rate",
         "thresholds": thresholds,
         "threshold_policy": "block: lowest score with precision >= 0.9 on validation; review: top 1% of scores",
         "training_data": {
