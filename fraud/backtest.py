@@ -10,6 +10,7 @@ from typing import Callable
 
 from .detector import Detector, DetectorSettings
 from .evaluation import load_labels_full
+from .feedback import FeedbackIndex
 from .model import FastModel
 from .records import iter_transactions
 from .rules import RuleSet
@@ -18,13 +19,13 @@ from .state_store import StateStore
 
 def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | None = None,
              settings: DetectorSettings = DetectorSettings(),
-             progress: Callable[[int], None] | None = None) -> dict:
+             progress: Callable[[int], None] | None = None, feedback: FeedbackIndex | None = None) -> dict:
     labels = load_labels_full(labels_path)
     action = {r.name: r.action for r in rules.rules}
     stats = {r.name: {"action": r.action, "hits": 0, "true_positives": 0, "only_catch": 0}
              for r in rules.rules}
     store = StateStore(None, cache_size=1 << 62)
-    det = Detector(store, rules=rules, model=model, settings=settings)
+    det = Detector(store, rules=rules, model=model, settings=settings, feedback=feedback)
     n = frauds = rules_block = rules_alert = final_block = final_alert = 0
     caught_block = caught_alert = 0
     try:

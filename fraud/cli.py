@@ -17,14 +17,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="fraudstream: real-time card-fraud detection (simulate, train, detect, evaluate).")
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    print(f"fraud: error: {msg}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
 def _need_file(path: str, what: str) -> None:
     if path != "-" and not Path(path).is_file():
         raise UserError(f"{path}: {what} not found")
+
+
+def _load_feedback(path: Optional[str]):
+    if not path:
+        return None
+    from .feedback import FeedbackIndex
+
+    reports = FeedbackIndex.from_file(path)
+    if reports.rejected:
+        print(f"fraud: warning: {path}: {reports.rejected} invalid report(s) skipped", file=sys.stderr)
+    return reports
 
 
 def _detector_parts(model: Optional[str], rules: Optional[str], no_model: bool):
@@ -174,12 +180,7 @@ def detect(
         _need_file(feedback, "feedback file")
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
-    reports = None
-    if feedback:
-        from .feedback import FeedbackIndex
-        reports = FeedbackIndex.from_file(feedback)
-        if reports.rejected:
-            print(f"fraud: warning: {feedback}: {reports.rejected} invalid report(s) skipped", file=sys.stderr)
+    reports = _load_feedback(feedback)
     store = StateStore(state, cache_size=cfg.cache_cards)
     try:
         det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
@@ -254,6 +255,7 @@ def backtest(
     labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
     model: Optional[str] = typer.Option(None, "--model", help="model directory (default models/default)"),
     no_model: bool = typer.Option(False, "--no-model", help="rules only"),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="confirmed fraud reports, as for detect"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
     json_out: Optional[str] = typer.Option(None, "--json", help="also write the results as JSON here"),
 ) -> None:
@@ -266,7 +268,8 @@ def backtest(
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     with progress_bar("backtest", None) as update:
-        result = run(rule_set, transactions, labels, fast, cfg.detector, progress=update)
+        result = run(rule_set, transactions, labels, fast, cfg.detector, progress=update,
+                     feedback=_load_feedback(feedback))
     print(format_backtest(result))
     if json_out:
         Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
