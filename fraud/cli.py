@@ -329,7 +329,7 @@ def bench(
 @app.command()
 def demo(
     directory: str = typer.Option(str(DEMO_DIR), "--dir", help="where the demo writes its files"),
-    cards: int = typer.Option(3000, "--cards", min=50, help="number of cardholders"),
+    cards: int = typer.Option(2000, "--cards", min=50, help="number of cardholders"),
     days: int = typer.Option(30, "--days", min=10, help="days of activity"),
     seed: int = typer.Option(7, "--seed", help="random seed"),
 ) -> None:

@@ -20,7 +20,7 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_demo(directory: str, cards: int = 3000, days: int = 30, seed: int = 7) -> dict:
+def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -> dict:
     from generator.simulate import SimConfig, write_files
 
     from .detector import Detector
