@@ -81,7 +81,7 @@ class Detector:
             if t > max_ts:
                 self.max_ts = t
         h = self.store.get(tx.card_id)
-        h.evict_before(self.max_ts - self.settings.watermark_bound_ms - self._keep_ms)
+        h.evict_before(self.history_cutoff())
         cp = tx.channel in ("pos", "atm") if tx.channel is not None else True
         lat = tx.lat
         if lat is None:
@@ -133,6 +133,11 @@ class Detector:
             "latency_ms": round((now_ns() - arrived_ns) / 1e6, 4),
             "late": late,
         }
+
+    def history_cutoff(self) -> int:
+        """Events older than this can no longer fall in any window of any transaction still to be
+        decided within the allowed lateness: they are evicted (and need no replay on Kafka)."""
+        return self.max_ts - self.settings.watermark_bound_ms - self._keep_ms
 
     def checkpoint_meta(self) -> dict:
         return {"max_ts": self.max_ts}

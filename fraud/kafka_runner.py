@@ -95,7 +95,7 @@ class PartitionTask:
         marks = self.marks
         if not marks or det.max_ts - marks[-1][1] >= MARK_EVERY_MS:
             marks.append([self.position, det.max_ts])
-        cutoff = det.max_ts - det.settings.watermark_bound_ms - det._keep_ms
+        cutoff = det.history_cutoff()
         k = 0
         while k < len(marks) and marks[k][1] < cutoff:
             k += 1
