@@ -254,3 +254,20 @@ def test_broker_restart_mid_stream(stream, reference, tmp_path):
                    capture_output=True, timeout=120)
     finish(w, tmp_path / "survivor.log", 240)
     assert_exactly_once_and_equal(decisions(out), reference)
+
+
+def test_sigterm_finishes_the_batch_commits_and_resumes(stream, reference, tmp_path):
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(stream, inp)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    w = worker(tmp_path, inp, out, group, "polite", idle=None)
+    deadline = time.monotonic() + 60
+    while committed_count(out) < len(reference) // 3 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    w.send_signal(signal.SIGTERM)
+    finish(w, tmp_path / "polite.log", 60)  # a clean exit, status 0
+    partial = decisions(out)
+    assert 0 < len(partial) < len(reference)
+    w = worker(tmp_path, inp, out, group, "polite")
+    finish(w, tmp_path / "polite.log", 180)
+    assert_exactly_once_and_equal(decisions(out), reference)
