@@ -12,23 +12,17 @@ import numpy as np
 import orjson
 
 from .errors import UserError
-from .records import BadRecord, parse_time
+from .records import BadRecord, iter_lines, parse_time
 
 DAY_MS = 86_400_000
 
 
 def _read_jsonl(path: str, what: str):
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    with f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise UserError(f"{path}: line {n} is not valid JSON") from None
+    for n, line in iter_lines(path, what):
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise UserError(f"{path}: line {n} is not valid JSON") from None
 
 
 def load_labels_full(path: str) -> dict[str, tuple[int, str | None]]:

@@ -134,9 +134,10 @@ class FeaturePlan:
         if not self._extras:
             return
         amount = h.amt[i]
+        plo = bisect_right(times, t - PROFILE_MS, 0, i)  # the card's earlier 30 days: [plo, i)
+        travel: tuple[float, float] | None = None
         if self._profile:
-            lo = bisect_right(times, t - PROFILE_MS, 0, i)
-            prior = h.amt[lo:i]
+            prior = h.amt[plo:i]
             k = len(prior)
             if k:
                 total = sum(prior)
@@ -156,10 +157,11 @@ class FeaturePlan:
             elif name == "secs_since_prev":
                 out[slot] = (t - times[i - 1]) / 1000.0 if i else NAN
             elif name == "dist_prev_km" or name == "speed_kmh":
-                out[slot] = self._travel(h, i, name == "speed_kmh")
+                if travel is None:
+                    travel = self._travel(h, i)
+                out[slot] = travel[0] if name == "dist_prev_km" else travel[0] / travel[1]
             elif name == "new_merchant":
-                lo = bisect_right(times, t - PROFILE_MS, 0, i)
-                out[slot] = 0.0 if h.mer[i] in h.mer[lo:i] else 1.0
+                out[slot] = 0.0 if h.mer[i] in h.mer[plo:i] else 1.0
             elif name == "hour_of_day":
                 out[slot] = (t % DAY_MS) / 3_600_000.0
             elif name == "card_present":
@@ -172,7 +174,7 @@ class FeaturePlan:
             elif name == "amount_to_max_30d":
                 out[slot] = to_max
             elif name == "hour_habit_30d":
-                out[slot] = self._hour_habit(times, i, t)
+                out[slot] = self._hour_habit(times, plo, i, t)
             elif name == "card_frauds_known_30d":
                 out[slot] = FeedbackIndex.count(self.feedback.cards.get(tx.card_id), t, PROFILE_MS)
             elif name == "merchant_days_since_known_fraud":
@@ -185,8 +187,7 @@ class FeaturePlan:
                 out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, PROFILE_MS)
 
     @staticmethod
-    def _hour_habit(times: list[int], i: int, t: int) -> float:
-        lo = bisect_right(times, t - PROFILE_MS, 0, i)
+    def _hour_habit(times: list[int], lo: int, i: int, t: int) -> float:
         if lo == i:
             return NAN
         near = 0
@@ -198,17 +199,15 @@ class FeaturePlan:
         return near / (i - lo)
 
     @staticmethod
-    def _travel(h: CardHistory, i: int, speed: bool) -> float:
+    def _travel(h: CardHistory, i: int) -> tuple[float, float]:
+        """(km, hours) from the previous card-present payment with a location; (NaN, 1) if none."""
         if not h.cp[i]:
-            return NAN
+            return NAN, 1.0
         cps = h.cp
         j = i - 1
         while j >= 0 and not cps[j]:
             j -= 1
         if j < 0:
-            return NAN
+            return NAN, 1.0
         dist = haversine_km(h.lat[j], h.lon[j], h.lat[i], h.lon[i])
-        if not speed:
-            return dist
-        hours = max(h.ts[i] - h.ts[j], 60_000) / 3_600_000.0
-        return dist / hours
+        return dist, max(h.ts[i] - h.ts[j], 60_000) / 3_600_000.0

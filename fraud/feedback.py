@@ -14,8 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from .errors import UserError
-from .records import BadRecord, parse_time
+from .records import BadRecord, iter_lines, parse_time
 
 
 class FeedbackIndex:
@@ -74,19 +73,12 @@ class FeedbackIndex:
     @classmethod
     def from_file(cls, path: str | Path) -> "FeedbackIndex":
         index = cls()
-        try:
-            f = open(path, "rb")
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read feedback ({exc.strerror or exc})") from None
-        with f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = orjson.loads(line)
-                    if not isinstance(rec, dict):
-                        raise BadRecord("not a JSON object")
-                    index.add(rec)
-                except (orjson.JSONDecodeError, BadRecord):
-                    index.rejected += 1  # a bad report never stops detection
+        for _, line in iter_lines(str(path), "feedback"):
+            try:
+                rec = orjson.loads(line)
+                if not isinstance(rec, dict):
+                    raise BadRecord("not a JSON object")
+                index.add(rec)
+            except (orjson.JSONDecodeError, BadRecord):
+                index.rejected += 1  # a bad report never stops detection
         return index

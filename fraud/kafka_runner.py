@@ -18,10 +18,9 @@ Where a partition's state comes from when it is assigned (a restart, a crash, a 
 from __future__ import annotations
 
 import faulthandler
-import os
 import signal
-import threading
 import socket
+import threading
 import sys
 import time
 from collections import deque

@@ -154,19 +154,30 @@ def decode(line: bytes | str | None) -> Transaction:
     return validate(rec)
 
 
+def iter_lines(path: str, what: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of every non-blank line; an unreadable file is a one-line UserError."""
+    from .errors import UserError
+
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            if raw.strip():
+                yield n, raw
+
+
 def iter_transactions(path: str, progress: Callable[[int], None] | None = None,
                       every: int = 20_000) -> Iterator[Transaction]:
     """Valid transactions of a JSON Lines file in file (= arrival) order, bad lines skipped.
 
     For replays (training, backtests); the detector's runners dead-letter bad lines instead.
     """
-    with open(path, "rb") as src:
-        for n, raw in enumerate(src, 1):
-            if progress and n % every == 0:
-                progress(n)
-            if not raw.strip():
-                continue
-            try:
-                yield decode(raw)
-            except BadRecord:
-                continue
+    for n, raw in iter_lines(path, "transactions"):
+        if progress and n % every == 0:
+            progress(n)
+        try:
+            yield decode(raw)
+        except BadRecord:
+            continue

@@ -112,7 +112,7 @@ def _check_condition(cond: object, where: str, feats: list[str]) -> None:
         _check_condition(arg, f"{where}.not", feats)
         return
     if not isinstance(arg, list) or not arg:
-        raise _FieldError(f"{where}.{key}", f"must be a non-empty list of conditions")
+        raise _FieldError(f"{where}.{key}", "must be a non-empty list of conditions")
     for k, c in enumerate(arg):
         _check_condition(c, f"{where}.{key}[{k}]", feats)
 

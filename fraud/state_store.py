@@ -88,10 +88,6 @@ class StateStore:
         data = self._db.get(META_KEY)
         return orjson.loads(data) if data is not None else None
 
-    def cards(self) -> int:
-        """Number of cards on disk (for status and tests; scans the store)."""
-        return sum(1 for k in self._db.keys() if k.startswith(CARD_PREFIX))
-
     def close(self) -> None:
         self._db.close()
         if self._tmp:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import orjson
 
 from .detector import Detector, DetectorSettings
+from .evaluation import load_labels_full
 from .features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from .feedback import FeedbackIndex
 from .model import export_hgb, load_model, save_model
@@ -78,16 +78,6 @@ def replay(tx_path: str, features: list[str], settings: DetectorSettings = Detec
         np.empty((0, len(features)))
     return FeatureRows(X, tx_ids, np.frombuffer(ts, dtype=np.int64) if tx_ids else np.empty(0, np.int64),
                        card_ids)
-
-
-def load_labels(path: str) -> dict[str, int]:
-    labels: dict[str, int] = {}
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                rec = orjson.loads(line)
-                labels[rec["tx_id"]] = int(rec["is_fraud"])
-    return labels
 
 
 def file_digest(path: str) -> str:
@@ -163,7 +153,7 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
     feedback = FeedbackIndex.from_file(feedback_path) if feedback_path else None
     rows = replay(tx_path, features, settings, (lambda n: progress("replay", n)) if progress else None,
                   feedback)
-    labels = load_labels(labels_path)
+    labels = {tx_id: y for tx_id, (y, _) in load_labels_full(labels_path).items()}
     if not rows.tx_ids:
         raise ValueError(f"{tx_path}: no valid transactions")
     start = int(rows.ts.min())
