@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .feedback import FeedbackIndex
 from .features import FeaturePlan
 from .history import NAN, merchant_key
+from .merchant_table import MerchantTable
 from .model import FastModel
 from .records import Transaction
 from .rules import ACTIONS, RuleSet
@@ -43,6 +44,9 @@ class Detector:
         self.plan = FeaturePlan(names)
         if feedback is not None:
             self.plan.feedback = feedback
+        # Embedded, the merchant table learns from the events decided here; on Kafka from the
+        # whole topic instead (`use_merchant_table`).
+        self.feeds_merchants = self.plan.uses_merchants
         self.vector = self.plan.new_vector()  # reused for every event: no per-event allocation
         self.model = model
         if model is not None:
@@ -61,6 +65,11 @@ class Detector:
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
             self.max_ts = int(meta["max_ts"])
+
+    def use_merchant_table(self, table: MerchantTable) -> None:
+        """Read merchant features from a table someone else feeds (a Kafka worker's global table)."""
+        self.plan.merchants = table
+        self.feeds_merchants = False
 
     @property
     def watermark(self) -> int | None:
@@ -89,6 +98,8 @@ class Detector:
         else:
             i = h.insert(t, tx.amount, merchant_key(tx.merchant_id), lat, tx.lon, 1 if cp else 0)
         self.plan.compute(h, i, tx, self.vector)
+        if self.feeds_merchants:
+            self.plan.merchants.add(tx.merchant_id, tx.card_id, t)
         return late
 
     def score(self) -> tuple[str, float, float | None, list[str]]:

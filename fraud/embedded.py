@@ -90,6 +90,22 @@ def _open_out(path: str, offset: int | None) -> BinaryIO:
     return f
 
 
+def _rebuild_merchants(detector: Detector, src: BinaryIO, offset: int) -> None:
+    """The merchant table is not checkpointed: a resumed run rebuilds it from the input before the
+    checkpoint (as a Kafka worker does from the topic), so it holds exactly what it held then."""
+    table = detector.plan.merchants
+    done = 0
+    for raw in src:
+        done += len(raw)
+        if done > offset:
+            break
+        try:
+            tx = decode(raw)
+        except BadRecord:
+            continue
+        table.add(tx.merchant_id, tx.card_id, tx.ts)
+
+
 def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_path: str,
              checkpoint_every: int = 10_000, progress: Callable[[int], None] | None = None,
              stop_after: int | None = None) -> RunStats:
@@ -111,6 +127,8 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
     out = _open_out(output_path, resume["output_offset"] if resume else None)
     dlq = _open_out(dead_letter_path, resume["dead_letter_offset"] if resume else None)
     flush_each = input_path == "-"
+    if offset and detector.feeds_merchants:
+        _rebuild_merchants(detector, src, offset)
     if offset:
         src.seek(offset)
     clock = time.perf_counter_ns

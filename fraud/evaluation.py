@@ -2,6 +2,9 @@
 
 Card precision@100 follows the fraud-detection handbook: per day, the share of truly defrauded cards
 among the 100 cards with the highest score that day, averaged over days.
+
+Per scenario (see `scenario_rates`), precision is one-vs-legitimate: the precision the detector would
+have if that scenario were the only fraud.
 """
 
 from __future__ import annotations
@@ -68,6 +71,31 @@ def _rates(flag: np.ndarray, y: np.ndarray) -> dict:
             "alerts": hits, "true_positives": tp}
 
 
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def scenario_rates(flag: np.ndarray, in_scenario: np.ndarray, y: np.ndarray) -> dict:
+    """How one fraud scenario fares under one flag (block, or block + review).
+
+    n                 fraud transactions of the scenario
+    flagged           of those, how many were flagged
+    recall            flagged / n
+    share_of_flagged  flagged / all flagged transactions: the part of the alerts this scenario explains
+    precision         flagged / (flagged + flagged legitimate transactions): one-vs-legitimate precision,
+                      the precision the detector would have if this scenario were the only fraud (frauds
+                      of other scenarios are left out of the denominator)
+    A ratio whose denominator is zero is None.
+    """
+    n = int(in_scenario.sum())
+    hit = int((flag & in_scenario).sum())
+    false_alarms = int((flag & (y == 0)).sum())
+    return {"n": n, "flagged": hit,
+            "recall": _ratio(hit, n),
+            "share_of_flagged": _ratio(hit, int(flag.sum())),
+            "precision": _ratio(hit, hit + false_alarms)}
+
+
 def evaluate(decisions_path: str, labels_path: str) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -114,7 +142,9 @@ def evaluate(decisions_path: str, labels_path: str) -> dict:
         per_scenario[name] = {"frauds": int(m.sum()),
                               "recall_block": float(block[m].mean()),
                               "recall_block_or_review": float(alert[m].mean()),
-                              "share_of_blocks": float((block & m).sum() / max(block.sum(), 1))}
+                              "share_of_blocks": float((block & m).sum() / max(block.sum(), 1)),
+                              "block": scenario_rates(block, m, y),
+                              "block_or_review": scenario_rates(alert, m, y)}
     lat_a = np.array(lat, dtype=float)
     lat_a = lat_a[np.isfinite(lat_a)]
     pct = {f"p{q:g}": float(np.percentile(lat_a, q)) for q in (50, 90, 99, 99.9)} if len(lat_a) else {}
@@ -154,9 +184,7 @@ def format_report(m: dict) -> str:
         lines.append(f"{name:<16} rate {pct(r['rate'])}  precision {pct(r['precision'])}  "
                      f"recall {pct(r['recall'])}  ({r['alerts']:,} alerts)")
     if m["per_scenario"]:
-        lines.append("recall per scenario            frauds   block  block+review")
-        for name, r in m["per_scenario"].items():
-            lines.append(f"  {name:<28} {r['frauds']:>6}  {pct(r['recall_block'])}  {pct(r['recall_block_or_review'])}")
+        lines.extend(_scenario_table(m["per_scenario"]))
     if m["rules"]:
         lines.append("top rules                      hits  precision")
         for name, r in list(m["rules"].items())[:8]:
@@ -165,3 +193,25 @@ def format_report(m: dict) -> str:
         lat = m["latency_ms"]
         lines.append("latency ms  " + "  ".join(f"{k} {v:.3f}" for k, v in lat.items()))
     return "\n".join(lines)
+
+
+def _scenario_table(per_scenario: dict) -> list[str]:
+    """Per-scenario lines of the report: n, then recall, precision and share of alerts per flag."""
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    w = max(26, *(len(name) for name in per_scenario))
+    keys = ("recall", "precision", "share_of_flagged")
+    group = " ".join(f"{c:>9}" for c in ("recall", "precision", "share"))
+    gw = len(group)
+    lines = [
+        "per scenario  (precision: flagged / (flagged + flagged legit), as if the only fraud; "
+        "share: of all flagged)",
+        f"  {'':<{w}} {'':>6}   {'-- block ':-<{gw}}   {'-- block+review ':-<{gw}}",
+        f"  {'scenario':<{w}} {'n':>6}   {group}   {group}",
+    ]
+    for name, r in per_scenario.items():
+        cells = ("   " + " ".join(f"{pct(r[flag][k]):>9}" for k in keys)
+                 for flag in ("block", "block_or_review"))
+        lines.append(f"  {name:<{w}} {r['frauds']:>6}" + "".join(cells))
+    return lines

@@ -15,6 +15,7 @@ from typing import Iterable
 
 from .feedback import FeedbackIndex
 from .history import NAN, CardHistory
+from .merchant_table import DELAY_MS, HOUR_MS, MerchantTable
 
 DAY_MS = 86_400_000
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
@@ -47,11 +48,24 @@ EXTRA_FEATURES: dict[str, str] = {
     "merchant_days_since_known_fraud": "days since the event time of the latest confirmed fraud at this "
                                        "merchant reported by now (NaN if none): ongoing vs past compromise",
     "card_days_since_known_fraud": "the same for the card",
+    "merchant_tx_1d": "transactions at this merchant (all cards) in the day before the delay cut-off: "
+                      "t - 7 days, rounded down to the hour (merchant_table.py explains the delay)",
+    "merchant_tx_7d": "the same over the 7 days before the cut-off",
+    "merchant_tx_30d": "the same over the 30 days before the cut-off",
+    "merchant_fraud_rate_1d": "confirmed frauds (feedback reported by t) among merchant_tx_1d, divided by "
+                              "merchant_tx_1d; NaN when merchant_tx_1d is 0",
+    "merchant_fraud_rate_7d": "the same over the 7-day delayed window",
+    "merchant_fraud_rate_30d": "the same over the 30-day delayed window",
+    "merchant_cards_7d": "distinct cards at this merchant in the 7-day delayed window",
 }
 
 WINDOW_DOC = ("`<agg>_<window>`: agg in count, sum, avg, min, max, distinct_merchants over the card's "
               "transactions with event time in (t - window, t], this one included; window = a whole "
               "number with unit s, m, h or d")
+
+_MERCHANT_SLOT = {"merchant_tx_1d": 0, "merchant_tx_7d": 1, "merchant_tx_30d": 2, "merchant_fraud_rate_1d": 3,
+                  "merchant_fraud_rate_7d": 4, "merchant_fraud_rate_30d": 5, "merchant_cards_7d": 6}
+MERCHANT_FEATURES = frozenset(_MERCHANT_SLOT)
 
 _COUNT, _SUM, _AVG, _MIN, _MAX, _DISTINCT = range(6)
 _AGG_CODE = {"count": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX,
@@ -102,6 +116,8 @@ class FeaturePlan:
         self._extras = [(n, self.index[n]) for n in EXTRA_FEATURES if n in want]
         self._profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
         self.feedback = FeedbackIndex()  # the detector replaces it when it is given reports
+        self.uses_merchants = bool(want & MERCHANT_FEATURES)
+        self.merchants = MerchantTable()  # a Kafka worker replaces it with its global table
         longest = max((d for d, *_ in self._groups), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
@@ -136,6 +152,7 @@ class FeaturePlan:
         amount = h.amt[i]
         plo = bisect_right(times, t - PROFILE_MS, 0, i)  # the card's earlier 30 days: [plo, i)
         travel: tuple[float, float] | None = None
+        merchant: tuple[int, ...] | None = None
         if self._profile:
             prior = h.amt[plo:i]
             k = len(prior)
@@ -183,8 +200,25 @@ class FeaturePlan:
                 out[slot] = FeedbackIndex.days_since_latest(self.feedback.cards.get(tx.card_id), t)
             elif name == "merchant_frauds_known_7d":
                 out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, 7 * DAY_MS)
-            else:
+            elif name == "merchant_frauds_known_30d":
                 out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, PROFILE_MS)
+            else:
+                if merchant is None:
+                    merchant = self._merchant(tx.merchant_id, t)
+                out[slot] = merchant[_MERCHANT_SLOT[name]]
+
+    def _merchant(self, merchant_id: str, t: int) -> tuple[float, ...]:
+        """The merchant_* delayed-window features, in `_MERCHANT_SLOT` order."""
+        n1, n7, n30, cards = self.merchants.window(merchant_id, t)
+        entries = self.feedback.merchants.get(merchant_id)
+        if entries:
+            cut = (t - DELAY_MS) // HOUR_MS * HOUR_MS
+            f1 = FeedbackIndex.count_between(entries, cut - DAY_MS, cut, t)
+            f7 = FeedbackIndex.count_between(entries, cut - 7 * DAY_MS, cut, t)
+            f30 = FeedbackIndex.count_between(entries, cut - 30 * DAY_MS, cut, t)
+        else:
+            f1 = f7 = f30 = 0
+        return (n1, n7, n30, f1 / n1 if n1 else NAN, f7 / n7 if n7 else NAN, f30 / n30 if n30 else NAN, cards)
 
     @staticmethod
     def _hour_habit(times: list[int], lo: int, i: int, t: int) -> float:

@@ -56,6 +56,19 @@ class FeedbackIndex:
         return n
 
     @staticmethod
+    def count_between(entries: list[tuple[int, int]] | None, lo_ts: int, hi_ts: int, t: int) -> int:
+        """Reports known at `t` about frauds with event time in [lo_ts, hi_ts)."""
+        if not entries:
+            return 0
+        lo = bisect_right(entries, (lo_ts, -1))
+        hi = bisect_right(entries, (hi_ts, -1))
+        n = 0
+        for k in range(lo, hi):
+            if entries[k][1] <= t:
+                n += 1
+        return n
+
+    @staticmethod
     def days_since_latest(entries: list[tuple[int, int]] | None, t: int) -> float:
         """Days from the latest fraud known at `t` (reported_at <= t, event time <= t) to `t`; NaN if none.
 

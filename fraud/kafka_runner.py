@@ -33,6 +33,9 @@ from .config import PipelineConfig
 from .detector import Detector
 from .embedded import mask_pans
 from .feedback import FeedbackIndex
+from .features import MERCHANT_FEATURES
+from .kafka_global import GlobalReader
+from .merchant_table import DELAY_MS, MerchantTable
 from .errors import UserError
 from .kafka_config import KafkaSettings
 from .model import FastModel
@@ -149,11 +152,15 @@ class KafkaRunner:
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
         self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
         self._status_n, self._status_t = 0, time.monotonic()
+        self._last_sweep = time.monotonic()
 
     # -- setup -------------------------------------------------------------------------------
     def _make_detector(self, store: StateStore) -> Detector:
-        return Detector(store, rules=self.rules, model=self.model, settings=self.cfg.detector,
-                        feedback=self.feedback)
+        det = Detector(store, rules=self.rules, model=self.model, settings=self.cfg.detector,
+                       feedback=self.feedback)
+        if self.merchant_reader is not None:
+            det.use_merchant_table(self.merchants)
+        return det
 
     def _clients(self) -> None:
         s = self.settings
@@ -200,30 +207,30 @@ class KafkaRunner:
         self.producer = self._new_producer()
         self._rewind()
 
-    def _open_feedback(self) -> None:
-        """Read the whole feedback topic (no group, from the start), then keep following it."""
-        self.fb_consumer = None
-        if not self.feedback_topic:
-            return
-        c = Consumer(self.settings.client_config(**{
-            "group.id": f"{self.settings.group}-feedback-{self.instance}", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "enable.partition.eof": True}))
-        parts = c.list_topics(self.feedback_topic, timeout=10).topics[self.feedback_topic].partitions
-        c.assign([TopicPartition(self.feedback_topic, p, 0) for p in parts])
-        self.fb_consumer = c
-        eof: set[int] = set()
-        while len(eof) < len(parts):
-            for m in c.consume(1000, 1.0):
-                if m.error():
-                    eof.add(m.partition())
-                else:
-                    self._add_report(m.value())
+    def _open_global_tables(self) -> None:
+        """Fraud reports: read to the end before the first decision. Merchant table: read lazily,
+        each batch waits only until every partition is past what its events need."""
+        self.fb_reader = None
+        if self.feedback_topic:
+            self.fb_reader = GlobalReader(self.settings, self.feedback_topic, "feedback", self.instance,
+                                          self._add_report)
+            self.fb_reader.read_to_end()
+        self.merchant_reader = None
+        used = set(self.model.features if self.model else ()) | set(self.rules.features if self.rules else ())
+        if used & MERCHANT_FEATURES:
+            table = self.merchants = MerchantTable(self.cfg.detector.allowed_lateness_ms)
+            table.auto_sweep = False  # swept behind the slowest partition of the group instead
 
-    def _poll_feedback(self) -> None:
-        if self.fb_consumer is not None:
-            for m in self.fb_consumer.consume(1000, timeout=0):
-                if not m.error():
-                    self._add_report(m.value())
+            def add(value: bytes | None) -> int | None:
+                try:
+                    tx = decode(value or b"")
+                except BadRecord:
+                    return None
+                table.add(tx.merchant_id, tx.card_id, tx.ts)
+                return tx.ts
+
+            self.merchant_reader = GlobalReader(self.settings, self.input_topic, "merchants", self.instance,
+                                                add, self.cfg.detector.allowed_lateness_ms)
 
     def _add_report(self, value: bytes | None) -> None:
         try:
@@ -232,6 +239,27 @@ class KafkaRunner:
                 self.feedback.add(rec)
         except (orjson.JSONDecodeError, BadRecord):
             self.counts["bad_reports"] = self.counts.get("bad_reports", 0) + 1
+
+    def _sweep_merchants(self) -> None:
+        """Drop merchant buckets no partition of the group can still need: behind the oldest event
+        time committed on any partition (none dropped while a partition has no commit yet)."""
+        reader = self.merchant_reader
+        if reader is None or time.monotonic() - self._last_sweep < 60:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            committed = self.consumer.committed([TopicPartition(self.input_topic, p) for p in reader.partitions],
+                                                timeout=10)
+        except KafkaException:
+            return
+        oldest = None
+        for tp in committed:
+            meta = orjson.loads(tp.metadata) if tp.metadata else {}
+            if meta.get("m") is None:
+                return
+            oldest = meta["m"] if oldest is None else min(oldest, meta["m"])
+        if oldest is not None:
+            self.merchants.sweep_behind(int(oldest))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
@@ -303,7 +331,7 @@ class KafkaRunner:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
         faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a worker is stuck
-        self._open_feedback()
+        self._open_global_tables()
         self._clients()
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -326,8 +354,10 @@ class KafkaRunner:
                         break
                     continue
                 idle_since = now
-                self._poll_feedback()
+                if self.fb_reader is not None:
+                    self.fb_reader.poll()
                 self._process_batch(msgs)
+                self._sweep_merchants()
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
@@ -338,12 +368,19 @@ class KafkaRunner:
         self.stopping = True
 
     def _process_batch(self, msgs) -> None:
+        items = self._decode_batch(msgs)
+        if self.merchant_reader is not None:
+            newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
+            if newest is not None and newest - DELAY_MS > self.merchant_reader.covered:
+                # Before the transaction opens: waiting inside it could outlast its timeout.
+                self.merchant_reader.wait_for(newest - DELAY_MS, lambda: self.stopping)
+                if self.stopping:
+                    return  # nothing of this batch was produced or committed: decided after a restart
         producer = self.producer
-        clock = time.perf_counter_ns
         touched: dict[int, PartitionTask] = {}
         producer.begin_transaction()
         try:
-            self._produce_batch(msgs, touched, clock)
+            self._produce_batch(items, touched)
         except BufferError:
             self._abort()
             return
@@ -366,10 +403,10 @@ class KafkaRunner:
         for t in touched.values():
             t.checkpoint()
 
-    def _produce_batch(self, msgs, touched: dict, clock) -> None:
-        producer = self.producer
-        out_topic, dlq_topic = self.output_topic, self.dlq_topic
-        counts, lat = self.counts, self.latencies
+    def _decode_batch(self, msgs) -> list:
+        """[(message, Transaction or BadRecord, arrival clock)]."""
+        clock = time.perf_counter_ns
+        items = []
         for m in msgs:
             arrived = clock()
             err = m.error()
@@ -377,18 +414,27 @@ class KafkaRunner:
                 if err.fatal():
                     raise KafkaException(err)
                 continue
+            try:
+                items.append((m, decode(m.value()), arrived))
+            except BadRecord as exc:
+                items.append((m, exc, arrived))
+        return items
+
+    def _produce_batch(self, items: list, touched: dict) -> None:
+        producer = self.producer
+        clock = time.perf_counter_ns
+        out_topic, dlq_topic = self.output_topic, self.dlq_topic
+        counts, lat = self.counts, self.latencies
+        for m, tx, arrived in items:
             task = self.tasks.get(m.partition())
             if task is None:  # revoked in between: another worker owns it now
                 continue
-            value = m.value()
-            try:
-                tx = decode(value)
-            except BadRecord as exc:
-                reason = str(exc)
+            if isinstance(tx, BadRecord):
+                reason = str(tx)
                 producer.produce(dlq_topic, key=m.key(), headers=[("error", reason.encode())],
                                  value=orjson.dumps({"topic": m.topic(), "partition": m.partition(),
                                                      "offset": m.offset(), "error": reason,
-                                                     "record": mask_pans(value or b"").decode("utf-8", "replace")}))
+                                                     "record": mask_pans(m.value() or b"").decode("utf-8", "replace")}))
                 counts["dead_letters"] += 1
             else:
                 d = task.detector.process(tx, arrived, clock)
@@ -476,8 +522,9 @@ class KafkaRunner:
     def _shutdown(self) -> None:
         try:
             self.consumer.close()  # leaves the group: its partitions move to the other workers now
-            if self.fb_consumer is not None:
-                self.fb_consumer.close()
+            for reader in (self.fb_reader, self.merchant_reader):
+                if reader is not None:
+                    reader.close()
         finally:
             for task in self.tasks.values():
                 task.close()

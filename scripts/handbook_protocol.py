@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--terminals", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--history-days", type=int, default=35)
+    ap.add_argument("--workdir", help="keep the generated data, model and decisions here")
     args = ap.parse_args()
     import foreign_sim
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -71,7 +72,8 @@ def main() -> None:
 
     fraud = str(Path(sys.executable).with_name("fraud"))
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
+        d = Path(args.workdir or tmp)
+        d.mkdir(parents=True, exist_ok=True)
         days = args.history_days + 21
         foreign_sim.write(str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"),
                           n_customers=args.customers, n_terminals=args.terminals, days=days, seed=args.seed)
@@ -98,7 +100,7 @@ def main() -> None:
         reported: dict[str, int] = {}
         for r in map(orjson.loads, open(d / "feedback.jsonl", "rb")):
             reported[r["card_id"]] = min(reported.get(r["card_id"], 1 << 62), r["reported_at"])
-        ys, ss, days_, cards = [], [], [], []
+        ys, ss, ms, days_, cards = [], [], [], [], []
         for dec in map(orjson.loads, open(d / "dec.jsonl", "rb")):
             t = when[dec["tx_id"]]
             if test_lo <= t < test_hi:
@@ -107,12 +109,16 @@ def main() -> None:
                     continue  # a known compromised card: excluded, as in the handbook
                 ys.append(labels[dec["tx_id"]]["is_fraud"])
                 ss.append(dec["score"])
+                ms.append(dec["model_score"])
                 days_.append(day)
                 cards.append(dec["card_id"])
         y, s = np.array(ys), np.array(ss)
         print(f"test week: {len(y):,} transactions, {int(y.sum())} frauds")
         print(f"fraudstream    ROC AUC {roc_auc_score(y, s):.3f}  AP {average_precision_score(y, s):.3f}  "
               f"CP@100 {card_precision_at_k(np.array(days_), cards, s, y):.3f}")
+        m = np.array(ms)
+        print(f"  model alone  ROC AUC {roc_auc_score(y, m):.3f}  AP {average_precision_score(y, m):.3f}  "
+              f"CP@100 {card_precision_at_k(np.array(days_), cards, m, y):.3f}  (decision score without rule lifts)")
 
         # The baseline, same data, same split, same exclusions.
         from sklearn.ensemble import RandomForestClassifier

@@ -1,6 +1,7 @@
 """fraud.evaluation: card precision@k and the metrics of `fraud evaluate` on handmade files."""
 
 import math
+import re
 
 import numpy as np
 import orjson
@@ -8,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud.errors import UserError
-from fraud.evaluation import card_precision_at_k, evaluate, format_report
+from fraud.evaluation import card_precision_at_k, evaluate, format_report, scenario_rates
 
 DAY = 86_400_000
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
@@ -137,6 +138,16 @@ def test_evaluate_metrics(files):
     assert ps["account_takeover"]["frauds"] == 2
     assert ps["account_takeover"]["recall_block"] == pytest.approx(1 / 2)      # t7 of t4, t7
     assert ps["account_takeover"]["recall_block_or_review"] == pytest.approx(1.0)
+    # flagged: block t1 t3 t7 t10 (legit: t3); block+review adds t4 t9 (legit: t3, t9)
+    ct, ato = ps["card_testing"], ps["account_takeover"]
+    assert ct["block"] == {"n": 3, "flagged": 2, "recall": pytest.approx(2 / 3),
+                           "share_of_flagged": pytest.approx(2 / 4), "precision": pytest.approx(2 / 3)}
+    assert ct["block_or_review"] == {"n": 3, "flagged": 2, "recall": pytest.approx(2 / 3),
+                                     "share_of_flagged": pytest.approx(2 / 6), "precision": pytest.approx(2 / 4)}
+    assert ato["block"] == {"n": 2, "flagged": 1, "recall": pytest.approx(1 / 2),
+                            "share_of_flagged": pytest.approx(1 / 4), "precision": pytest.approx(1 / 2)}
+    assert ato["block_or_review"] == {"n": 2, "flagged": 2, "recall": pytest.approx(1.0),
+                                      "share_of_flagged": pytest.approx(2 / 6), "precision": pytest.approx(2 / 4)}
 
     # card precision@100 with 2-5 cards per day: day 0 A, B both defrauded -> 2/100; day 1 C, D, E -> 3/100
     assert m["card_precision_at_100"] == pytest.approx((2 / 100 + 3 / 100) / 2)
@@ -207,3 +218,91 @@ def test_decision_without_score_is_user_error(tmp_path):
     lab = write_jsonl(tmp_path / "l.jsonl", [{"tx_id": "a", "is_fraud": 0, "scenario": None}])
     with pytest.raises(UserError):
         evaluate(d, lab)
+
+
+# ------------------------------------------------------------------------------------------
+# per scenario: recall, share of the flagged, one-vs-legitimate precision
+# ------------------------------------------------------------------------------------------
+
+def scenario_files(tmp_path, rows):
+    """rows: (tx_id, decision, is_fraud, scenario) -> (decisions path, labels path)."""
+    decisions = [{"tx_id": tx, "card_id": f"c{i}", "event_time": T0 + i * 60_000, "decision": dec,
+                  "score": {"allow": 0.1, "review": 0.5, "block": 0.9}[dec], "rules": [], "latency_ms": 1.0,
+                  "late": False} for i, (tx, dec, _, _) in enumerate(rows)]
+    labels = [{"tx_id": tx, "is_fraud": f, "scenario": sc} for tx, _, f, sc in rows]
+    return write_jsonl(tmp_path / "d.jsonl", decisions), write_jsonl(tmp_path / "l.jsonl", labels)
+
+
+PER_SCENARIO_ROWS = [
+    ("a1", "block", 1, "ct"), ("a2", "block", 1, "ct"), ("a3", "review", 1, "ct"), ("a4", "allow", 1, "ct"),
+    ("b1", "review", 1, "ato"), ("b2", "allow", 1, "ato"),
+    ("u1", "block", 1, None),  # a fraud no scenario names: in the flagged total, not a false alarm
+    ("l1", "block", 0, None), ("l2", "review", 0, None), ("l3", "review", 0, None),
+    ("l4", "allow", 0, None), ("l5", "allow", 0, None),
+]
+
+
+def test_per_scenario_hand_example(tmp_path):
+    ps = evaluate(*scenario_files(tmp_path, PER_SCENARIO_ROWS))["per_scenario"]
+    assert set(ps) == {"ct", "ato"}
+    # block flags a1 a2 u1 l1: 4 flagged, 1 of them legitimate (l1)
+    # block+review flags a1 a2 a3 b1 u1 l1 l2 l3: 8 flagged, 3 legitimate (l1 l2 l3)
+    # ct (a1-a4, n 4): block 2 flagged -> recall 2/4, share 2/4, precision 2/(2+1)
+    #                  block+review 3 -> recall 3/4, share 3/8, precision 3/(3+3)
+    assert ps["ct"]["block"] == {"n": 4, "flagged": 2, "recall": 0.5, "share_of_flagged": 0.5,
+                                 "precision": pytest.approx(2 / 3)}
+    assert ps["ct"]["block_or_review"] == {"n": 4, "flagged": 3, "recall": 0.75, "share_of_flagged": 0.375,
+                                           "precision": 0.5}
+    # ato (b1 b2, n 2): block 0 flagged -> recall 0, share 0/4, precision 0/(0+1)
+    #                   block+review 1 -> recall 1/2, share 1/8, precision 1/(1+3)
+    assert ps["ato"]["block"] == {"n": 2, "flagged": 0, "recall": 0.0, "share_of_flagged": 0.0, "precision": 0.0}
+    assert ps["ato"]["block_or_review"] == {"n": 2, "flagged": 1, "recall": 0.5, "share_of_flagged": 0.125,
+                                            "precision": 0.25}
+    # the keys from before the per-flag breakdown are still there, with the same meaning
+    assert ps["ct"]["frauds"] == 4 and ps["ato"]["frauds"] == 2
+    assert ps["ct"]["recall_block"] == 0.5 and ps["ct"]["recall_block_or_review"] == 0.75
+    assert ps["ct"]["share_of_blocks"] == 0.5 and ps["ato"]["share_of_blocks"] == 0.0
+
+
+def test_per_scenario_zero_denominators_are_null(tmp_path):
+    rows = [("x1", "review", 1, "ct"), ("x2", "allow", 1, "ato"), ("x3", "allow", 0, None)]
+    m = evaluate(*scenario_files(tmp_path, rows))
+    ps = m["per_scenario"]
+    # nothing blocked: share 0/0 and precision 0/(0+0) are undefined; recall 0/1 is 0
+    assert ps["ct"]["block"] == {"n": 1, "flagged": 0, "recall": 0.0, "share_of_flagged": None, "precision": None}
+    assert ps["ct"]["share_of_blocks"] == 0.0  # old key keeps its old value
+    # block+review flags only x1 (no legitimate one): ct precision 1/(1+0), ato precision 0/(0+0)
+    assert ps["ct"]["block_or_review"] == {"n": 1, "flagged": 1, "recall": 1.0, "share_of_flagged": 1.0,
+                                           "precision": 1.0}
+    assert ps["ato"]["block_or_review"] == {"n": 1, "flagged": 0, "recall": 0.0, "share_of_flagged": 0.0,
+                                            "precision": None}
+    dumped = orjson.loads(orjson.dumps(m))["per_scenario"]
+    assert dumped["ct"]["block"]["precision"] is None and dumped["ct"]["block"]["share_of_flagged"] is None
+
+    lines = format_report(m).splitlines()
+    ct_line = next(line for line in lines if line.split()[:1] == ["ct"])
+    ato_line = next(line for line in lines if line.split()[:1] == ["ato"])
+    # n, then recall precision share for block and for block+review
+    assert ct_line.split() == ["ct", "1", "0.0%", "-", "-", "100.0%", "100.0%", "100.0%"]
+    assert ato_line.split() == ["ato", "1", "0.0%", "-", "-", "0.0%", "-", "0.0%"]
+
+
+def test_scenario_rates_empty_scenario_has_no_recall():
+    r = scenario_rates(np.array([True, False]), np.array([False, False]), np.array([0, 0]))
+    assert r == {"n": 0, "flagged": 0, "recall": None, "share_of_flagged": 0.0, "precision": 0.0}
+
+
+def test_report_per_scenario_table_is_aligned_and_has_the_legend(tmp_path):
+    rows = PER_SCENARIO_ROWS + [("z1", "block", 1, "a_scenario_name_longer_than_the_default_column")]
+    text = format_report(evaluate(*scenario_files(tmp_path, rows)))
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("per scenario"))
+    assert "precision" in lines[start] and "flagged legit" in lines[start] and "only fraud" in lines[start]
+    header, body = lines[start + 2], lines[start + 3:start + 6]
+    assert header.split() == ["scenario", "n"] + ["recall", "precision", "share"] * 2
+    assert [line.split()[0] for line in body] == ["a_scenario_name_longer_than_the_default_column", "ato", "ct"]
+    # every number column is right-aligned under its header
+    def ends(line):
+        return [m.end() for m in re.finditer(r"\S+", line)][1:]
+    for line in body:
+        assert ends(line) == ends(header)

@@ -1,0 +1,89 @@
+"""Global tables on Kafka: a topic every worker reads whole, whatever partitions the group gave it.
+
+Kafka Streams calls this a GlobalKTable. Two tables work this way here:
+
+* the fraud reports (`feedback` topic) -> `FeedbackIndex`, read to its end before the first decision
+  and followed afterwards; a report only counts from its `reported_at`, so reading ahead is harmless;
+* the merchant table (`MerchantTable`), built from the transactions topic itself: every worker
+  reads all its partitions (no group, from the start) and counts each valid transaction by merchant.
+  Merchant features are read 7 days behind the event being decided, so a worker only needs every
+  partition to be past that point, not in step with it: `wait_for(ts)` blocks until each partition
+  of the topic has been read beyond `ts` plus the allowed lateness (or to its end). Then the table
+  holds exactly what an embedded run would hold at that event, unless a transaction arrives more
+  than the allowed lateness late *and* more than 7 days late: such stragglers may count in one mode
+  and not the other.
+
+Why the input topic and not a compacted changelog of merchant aggregates: aggregates written by each
+partition's owner would need a protocol to say when an hour is complete for every partition before
+anyone may read it; the input topic already is the complete, ordered truth, and reading it costs one
+JSON decode per transaction per worker. The price is that the transactions topic must be retained
+for at least 38 days (7-day delay + 30-day window + a day of lateness), and a starting worker
+reads that much.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from .kafka_config import KafkaSettings
+
+INF = float("inf")
+
+
+class GlobalReader:
+    """Reads every partition of `topic` from the beginning; `on_value(bytes)` returns the record's
+    event time in ms (or None) so that `covered` can say how far every partition has been read."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, name: str, instance: str,
+                 on_value: Callable[[bytes | None], int | None], lateness_ms: int = 0) -> None:
+        self.topic = topic
+        self.on_value = on_value
+        self.lateness_ms = lateness_ms
+        self.consumer = Consumer(settings.client_config(**{
+            "group.id": f"{settings.group}-{name}-{instance}", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True,
+            "fetch.wait.max.ms": 20}))
+        meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+        # A topic that does not exist (yet) is an empty table.
+        self.partitions = sorted(meta.partitions) if meta.error is None else []
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self.partitions])
+        self._max_ts = {p: -INF for p in self.partitions}
+        self._eof: set[int] = set()
+        self.covered = -INF if self.partitions else INF  # every partition has been read past this event time (or to its end)
+        self.records = 0
+
+    def poll(self, max_messages: int = 2000, timeout: float = 0.0) -> int:
+        msgs = self.consumer.consume(max_messages, timeout)
+        for m in msgs:
+            err = m.error()
+            p = m.partition()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._eof.add(p)
+                    continue
+                if err.fatal():
+                    raise KafkaException(err)
+                continue  # transient (broker away): librdkafka retries by itself
+            self._eof.discard(p)
+            self.records += 1
+            ts = self.on_value(m.value())
+            if ts is not None and ts > self._max_ts[p]:
+                self._max_ts[p] = ts
+        if msgs:
+            self.covered = min(INF if p in self._eof else self._max_ts[p] - self.lateness_ms
+                               for p in self.partitions)
+        return len(msgs)
+
+    def read_to_end(self) -> None:
+        while len(self._eof) < len(self.partitions):
+            self.poll(2000, 1.0)
+
+    def wait_for(self, ts: int, stopping: Callable[[], bool]) -> None:
+        """Block until every partition has been read past event time `ts` (or to its end)."""
+        while self.covered < ts and not stopping():
+            self.poll(5000, 0.2)
+
+    def close(self) -> None:
+        self.consumer.close()
