@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
 from fraud.detector import Detector
+from fraud.merchant_table import MerchantTable
 from fraud.embedded import run_file
 from fraud.model import load_model
 from fraud.rules import load_rules
@@ -88,10 +89,12 @@ def decisions(topic: str) -> list[dict]:
     return [orjson.loads(m.value()) for m in read_committed(topic)]
 
 
-def embedded_reference(path: Path, tmp: Path) -> dict[str, tuple]:
+def embedded_reference(path: Path, tmp: Path, blind_to_merchants: bool = False) -> dict[str, tuple]:
     store = StateStore(None)
     try:
         det = Detector(store, rules=load_rules(DEFAULT_RULES), model=load_model(DEFAULT_MODEL))
+        if blind_to_merchants:  # an empty merchant table nobody feeds
+            det.use_merchant_table(MerchantTable())
         run_file(det, str(path), str(tmp / "ref.jsonl"), str(tmp / "ref.bad.jsonl"))
     finally:
         store.close()
@@ -183,6 +186,14 @@ def test_simulator_stream_on_kafka_equals_embedded(sim_stream, tmp_path):
     w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "sim")
     finish(w, tmp_path / "sim.log", 180)
     assert_exactly_once_and_equal(decisions(out), want)
+
+
+def test_merchant_features_matter_in_the_comparison(stream, reference, tmp_path):
+    """The default model reads the merchant table (a global table on Kafka), and the foreign stream is
+    long enough (55 days) for its 7-day-delayed windows to fill: equality below is a real check."""
+    blind = embedded_reference(stream, tmp_path, blind_to_merchants=True)
+    changed = sum(1 for k, v in reference.items() if blind[k][1] != v[1])
+    assert changed > len(reference) // 2
 
 
 def test_kafka_decisions_equal_embedded(stream, reference, tmp_path):
