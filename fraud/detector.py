@@ -47,6 +47,7 @@ class Detector:
         # Embedded, the merchant table learns from the events decided here; on Kafka from the
         # whole topic instead (`use_merchant_table`).
         self.feeds_merchants = self.plan.uses_merchants
+        self.plan.merchants = MerchantTable(settings.allowed_lateness_ms)
         self.vector = self.plan.new_vector()  # reused for every event: no per-event allocation
         self.model = model
         if model is not None:

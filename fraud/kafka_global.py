@@ -9,9 +9,10 @@ Kafka Streams calls this a GlobalKTable. Two tables work this way here:
   Merchant features are read 7 days behind the event being decided, so a worker only needs every
   partition to be past that point, not in step with it: `wait_for(ts)` blocks until each partition
   of the topic has been read beyond `ts` plus the allowed lateness (or to its end). Then the table
-  holds exactly what an embedded run would hold at that event, unless a transaction arrives more
-  than the allowed lateness late *and* more than 7 days late: such stragglers may count in one mode
-  and not the other.
+  holds what an embedded run would hold at that event, unless a transaction arrives more than the
+  allowed lateness late or more than 7 days late: such stragglers may count in one mode and not the
+  other. Both tables are read to their end before the worker joins the group, then polled once per
+  batch.
 
 Why the input topic and not a compacted changelog of merchant aggregates: aggregates written by each
 partition's owner would need a protocol to say when an hour is complete for every partition before
@@ -23,6 +24,7 @@ reads that much.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -44,17 +46,46 @@ class GlobalReader:
         self.consumer = Consumer(settings.client_config(**{
             "group.id": f"{settings.group}-{name}-{instance}", "enable.auto.commit": False,
             "isolation.level": "read_committed", "enable.partition.eof": True,
-            "fetch.wait.max.ms": 20}))
-        meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
-        # A topic that does not exist (yet) is an empty table.
-        self.partitions = sorted(meta.partitions) if meta.error is None else []
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self.partitions])
-        self._max_ts = {p: -INF for p in self.partitions}
+            # if retention deletes the oldest segment under us, go on from the oldest kept record
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 20}))
+        self.partitions: list[int] = []
+        self._max_ts: dict[int, float] = {}
         self._eof: set[int] = set()
-        self.covered = -INF if self.partitions else INF  # every partition has been read past this event time (or to its end)
+        self.covered = INF  # every partition has been read past this event time (or to its end)
         self.records = 0
+        self._checked = 0.0
+        self._assign()
+
+    def _assign(self) -> None:
+        """Assign every partition from the start; a topic that does not exist yet is an empty table
+        until it appears (checked again at most once a second). Partitions added later are not read."""
+        self._checked = time.monotonic()
+        meta = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        if meta.error is not None or not meta.partitions:
+            return
+        self.partitions = sorted(meta.partitions)
+        self._max_ts = {p: -INF for p in self.partitions}
+        self.covered = -INF
+        self.consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self.partitions])
+
+    def is_empty(self, partition: int) -> bool:
+        """Read to its end without a single record."""
+        return partition in self._eof and self._max_ts.get(partition, -INF) == -INF
 
     def poll(self, max_messages: int = 2000, timeout: float = 0.0) -> int:
+        """Read what is there (called once per batch, so the table follows the topic).
+
+        End of partition is as of the last read: a record produced since then is read by the next
+        poll; until then it is not waited for, which matters only for a record that arrives after
+        events later than it by more than the 7-day delay (plus lateness) were decided.
+        """
+        if not self.partitions:
+            if time.monotonic() - self._checked >= 1.0:
+                self._assign()
+            if not self.partitions:
+                if timeout:
+                    time.sleep(timeout)
+                return 0
         msgs = self.consumer.consume(max_messages, timeout)
         for m in msgs:
             err = m.error()
@@ -77,8 +108,10 @@ class GlobalReader:
         return len(msgs)
 
     def read_to_end(self) -> None:
+        """Called before joining the group: a long first read must not count against the group's
+        max.poll.interval.ms."""
         while len(self._eof) < len(self.partitions):
-            self.poll(2000, 1.0)
+            self.poll(5000, 1.0)
 
     def wait_for(self, ts: int, stopping: Callable[[], bool]) -> None:
         """Block until every partition has been read past event time `ts` (or to its end)."""

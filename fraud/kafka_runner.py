@@ -39,7 +39,7 @@ from .merchant_table import DELAY_MS, MerchantTable
 from .errors import UserError
 from .kafka_config import KafkaSettings
 from .model import FastModel
-from .records import BadRecord, decode
+from .records import BadRecord, decode, parse_time
 from .rules import RuleSet
 from .state_store import StateStore
 
@@ -214,7 +214,6 @@ class KafkaRunner:
         if self.feedback_topic:
             self.fb_reader = GlobalReader(self.settings, self.feedback_topic, "feedback", self.instance,
                                           self._add_report)
-            self.fb_reader.read_to_end()
         self.merchant_reader = None
         used = set(self.model.features if self.model else ()) | set(self.rules.features if self.rules else ())
         if used & MERCHANT_FEATURES:
@@ -231,14 +230,20 @@ class KafkaRunner:
 
             self.merchant_reader = GlobalReader(self.settings, self.input_topic, "merchants", self.instance,
                                                 add, self.cfg.detector.allowed_lateness_ms)
+        for reader in (self.fb_reader, self.merchant_reader):
+            if reader is not None:
+                reader.read_to_end()
 
-    def _add_report(self, value: bytes | None) -> None:
+    def _add_report(self, value: bytes | None) -> int | None:
+        """Index one report; its `reported_at` tells the reader how far the feedback topic is read."""
         try:
             rec = orjson.loads(value or b"")
             if isinstance(rec, dict):
                 self.feedback.add(rec)
+                return parse_time(rec.get("reported_at"), "reported_at")
         except (orjson.JSONDecodeError, BadRecord):
             self.counts["bad_reports"] = self.counts.get("bad_reports", 0) + 1
+        return None
 
     def _sweep_merchants(self) -> None:
         """Drop merchant buckets no partition of the group can still need: behind the oldest event
@@ -254,10 +259,16 @@ class KafkaRunner:
             return
         oldest = None
         for tp in committed:
-            meta = orjson.loads(tp.metadata) if tp.metadata else {}
-            if meta.get("m") is None:
-                return
-            oldest = meta["m"] if oldest is None else min(oldest, meta["m"])
+            try:
+                meta = orjson.loads(tp.metadata) if tp.metadata else {}
+            except orjson.JSONDecodeError:
+                meta = {}
+            m = meta.get("m") if isinstance(meta, dict) else None
+            if m is None:
+                if reader.is_empty(tp.partition):
+                    continue  # nothing there to decide: constrains nothing
+                return  # a partition not yet decided from may need everything
+            oldest = m if oldest is None else min(oldest, m)
         if oldest is not None:
             self.merchants.sweep_behind(int(oldest))
 
@@ -298,7 +309,7 @@ class KafkaRunner:
             return
         reader = Consumer(self.settings.client_config(**{
             "group.id": f"{self.settings.group}-replay", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "enable.partition.eof": True}))
+            "isolation.level": "read_committed", "enable.partition.eof": True, "auto.offset.reset": "earliest"}))
         reader.assign([TopicPartition(task.topic, task.partition, task.position)])
         det = task.detector
         part = [TopicPartition(task.topic, task.partition)]
@@ -354,8 +365,6 @@ class KafkaRunner:
                         break
                     continue
                 idle_since = now
-                if self.fb_reader is not None:
-                    self.fb_reader.poll()
                 self._process_batch(msgs)
                 self._sweep_merchants()
         finally:
@@ -369,11 +378,16 @@ class KafkaRunner:
 
     def _process_batch(self, msgs) -> None:
         items = self._decode_batch(msgs)
-        if self.merchant_reader is not None:
-            newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
-            if newest is not None and newest - DELAY_MS > self.merchant_reader.covered:
-                # Before the transaction opens: waiting inside it could outlast its timeout.
-                self.merchant_reader.wait_for(newest - DELAY_MS, lambda: self.stopping)
+        newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
+        # Global tables first, and before the transaction opens (waiting inside it could outlast its
+        # timeout): reports up to the batch's newest event time, merchants up to 7 days before it.
+        for reader, need in ((self.fb_reader, newest), (self.merchant_reader, None if newest is None
+                                                        else newest - DELAY_MS)):
+            if reader is None:
+                continue
+            reader.poll()
+            if need is not None and need > reader.covered:
+                reader.wait_for(need, lambda: self.stopping)
                 if self.stopping:
                     return  # nothing of this batch was produced or committed: decided after a restart
         producer = self.producer

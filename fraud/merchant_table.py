@@ -24,18 +24,44 @@ DELAY_MS = 7 * DAY_MS
 WINDOW_DAYS = (1, 7, 30)   # merchant_tx_<n>d / merchant_fraud_rate_<n>d
 CARDS_DAYS = 7             # merchant_cards_7d
 _LONGEST_H = max(WINDOW_DAYS) * 24
+_CACHED_CUTS = 4           # cut-off hours cached per merchant: partitions a few hours apart still hit
+
+
+def _bucket(hours: list[int], h: int) -> tuple[int, bool]:
+    """Index of hour `h` in the sorted `hours`, inserting it if absent: (index, inserted)."""
+    if not hours or hours[-1] < h:
+        hours.append(h)
+        return len(hours) - 1, True
+    if hours[-1] == h:
+        return len(hours) - 1, False
+    k = bisect_left(hours, h)
+    if hours[k] == h:
+        return k, False
+    hours.insert(k, h)
+    return k, True
+
+
+class _Merchant:
+    """One merchant's buckets: counts over 38 days; card sets only as long as the 7-day window needs."""
+
+    __slots__ = ("hours", "counts", "card_hours", "cards", "cache")
+
+    def __init__(self) -> None:
+        self.hours: list[int] = []
+        self.counts: list[int] = []
+        self.card_hours: list[int] = []
+        self.cards: list[set[str]] = []
+        self.cache: dict[int, tuple[int, int, int, int]] = {}
 
 
 class MerchantTable:
-    """Per merchant: sorted hour buckets with a transaction count and the set of cards seen."""
+    """Per merchant: hour buckets with a transaction count and the set of cards seen."""
 
     def __init__(self, lateness_ms: int = DAY_MS) -> None:
-        self._hours: dict[str, list[int]] = {}
-        self._counts: dict[str, list[int]] = {}
-        self._cards: dict[str, list[set[str]]] = {}
-        self._cache: dict[str, tuple[int, tuple[int, int, int, int]]] = {}
+        self._m: dict[str, _Merchant] = {}
         # Buckets older than every window still to be read (with the lateness allowed) are dropped.
         self._keep_h = (DELAY_MS + lateness_ms) // HOUR_MS + _LONGEST_H + 1
+        self._keep_cards_h = (DELAY_MS + lateness_ms) // HOUR_MS + CARDS_DAYS * 24 + 1
         self._max_h = -1
         self._swept_day = -1
         self.added = 0
@@ -44,79 +70,80 @@ class MerchantTable:
         self.auto_sweep = True
 
     def __len__(self) -> int:
-        return len(self._hours)
+        return len(self._m)
 
     def add(self, merchant: str, card: str, ts: int) -> None:
         h = ts // HOUR_MS
-        hours = self._hours.get(merchant)
-        if hours is None:
-            self._hours[merchant] = [h]
-            self._counts[merchant] = [1]
-            self._cards[merchant] = [{card}]
-        elif hours[-1] == h:
-            self._counts[merchant][-1] += 1
-            self._cards[merchant][-1].add(card)
-        elif hours[-1] < h:
-            hours.append(h)
-            self._counts[merchant].append(1)
-            self._cards[merchant].append({card})
-        else:  # an out-of-order event for an older hour
-            k = bisect_left(hours, h)
-            if hours[k] == h:
-                self._counts[merchant][k] += 1
-                self._cards[merchant][k].add(card)
-            else:
-                hours.insert(k, h)
-                self._counts[merchant].insert(k, 1)
-                self._cards[merchant].insert(k, {card})
-        cached = self._cache.get(merchant)
-        if cached is not None and h < cached[0]:  # lands inside windows already computed
-            del self._cache[merchant]
+        m = self._m.get(merchant)
+        if m is None:
+            m = self._m[merchant] = _Merchant()
+        k, new = _bucket(m.hours, h)
+        if new:
+            m.counts.insert(k, 1)
+        else:
+            m.counts[k] += 1
+        k, new = _bucket(m.card_hours, h)
+        if new:
+            m.cards.insert(k, {card})
+        else:
+            m.cards[k].add(card)
+        if m.cache:
+            stale = [cut for cut in m.cache if h < cut]  # lands inside windows already computed
+            for cut in stale:
+                del m.cache[cut]
         self.added += 1
         if h > self._max_h:
             self._max_h = h
             if self.auto_sweep and h // 24 > self._swept_day:
                 self._swept_day = h // 24
-                self.sweep(h - self._keep_h)
+                self.sweep(h)
 
     def window(self, merchant: str, t: int) -> tuple[int, int, int, int]:
         """(transactions over 1, 7, 30 days, distinct cards over 7 days) in the hours before the one
         containing t - 7 days."""
         cut = (t - DELAY_MS) // HOUR_MS
-        cached = self._cache.get(merchant)
-        if cached is not None and cached[0] == cut:
-            return cached[1]
-        hours = self._hours.get(merchant)
-        if not hours:
+        m = self._m.get(merchant)
+        if m is None:
             return 0, 0, 0, 0
+        out = m.cache.get(cut)
+        if out is not None:
+            return out
+        hours, counts = m.hours, m.counts
         hi = bisect_left(hours, cut)
-        counts = self._counts[merchant]
         lo30 = bisect_left(hours, cut - 30 * 24, 0, hi)
         lo7 = bisect_left(hours, cut - 7 * 24, lo30, hi)
         lo1 = bisect_left(hours, cut - 24, lo7, hi)
-        if lo7 == hi:
+        ch = m.card_hours
+        chi = bisect_left(ch, cut)
+        clo = bisect_left(ch, cut - CARDS_DAYS * 24, 0, chi)
+        if clo == chi:
             cards = 0
-        elif hi - lo7 == 1:
-            cards = len(self._cards[merchant][lo7])
+        elif chi - clo == 1:
+            cards = len(m.cards[clo])
         else:
-            cards = len(set().union(*self._cards[merchant][lo7:hi]))
+            cards = len(set().union(*m.cards[clo:chi]))
         out = (sum(counts[lo1:hi]), sum(counts[lo7:hi]), sum(counts[lo30:hi]), cards)
-        self._cache[merchant] = (cut, out)
+        if len(m.cache) >= _CACHED_CUTS:
+            del m.cache[min(m.cache)]
+        m.cache[cut] = out
         return out
 
     def sweep_behind(self, ts: int) -> None:
         """Drop what no event at or after event time `ts` (less the lateness allowed) can read."""
-        self.sweep(ts // HOUR_MS - self._keep_h)
+        self.sweep(ts // HOUR_MS)
 
-    def sweep(self, oldest_h: int) -> None:
-        """Drop buckets before hour `oldest_h` everywhere, and merchants left without any."""
-        for m in list(self._hours):
-            hours = self._hours[m]
-            if hours[0] >= oldest_h:
-                continue
-            k = bisect_left(hours, oldest_h)
-            if k == len(hours):
-                del self._hours[m], self._counts[m], self._cards[m]
-                self._cache.pop(m, None)
-            else:
-                del hours[:k], self._counts[m][:k], self._cards[m][:k]
+    def sweep(self, now_h: int) -> None:
+        """Drop what no event at hour `now_h` or later can read (the allowed lateness included), and
+        merchants left without any bucket."""
+        oldest, oldest_cards = now_h - self._keep_h, now_h - self._keep_cards_h
+        for name in list(self._m):
+            m = self._m[name]
+            if m.card_hours and m.card_hours[0] < oldest_cards:
+                k = bisect_left(m.card_hours, oldest_cards)
+                del m.card_hours[:k], m.cards[:k]
+            if m.hours[0] < oldest:
+                k = bisect_left(m.hours, oldest)
+                if k == len(m.hours):
+                    del self._m[name]
+                else:
+                    del m.hours[:k], m.counts[:k]
