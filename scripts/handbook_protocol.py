@@ -3,6 +3,10 @@ in tests/foreign_sim.py: weeks of unlabelled history, 7 days of labelled trainin
 7 days of delay, 7 days of test; confirmed frauds known 7 days after they happen (feedback).
 
     .venv/bin/python scripts/handbook_protocol.py [--customers 1500] [--terminals 3000] [--seed 0]
+        [--simulator handbook|fraudstream] [--fraud-rate 0.0075] [--workdir DIR]
+
+With `--simulator fraudstream` the same protocol runs on our own simulator (`--customers` cards,
+its five scenarios, late arrivals), for out-of-time figures on a second, different kind of stream.
 
 Prints ROC AUC, average precision and card precision@100 on the test week (cards already reported
 as compromised before a day are excluded, as in the handbook), for fraudstream and, on the same data
@@ -64,20 +68,31 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--history-days", type=int, default=35)
     ap.add_argument("--workdir", help="keep the generated data, model and decisions here")
+    ap.add_argument("--simulator", choices=["handbook", "fraudstream"], default="handbook",
+                    help="handbook: tests/foreign_sim.py; fraudstream: our own simulator (--customers cards)")
+    ap.add_argument("--fraud-rate", type=float, default=0.0075, help="fraudstream simulator only")
     args = ap.parse_args()
     import foreign_sim
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from fraud.evaluation import card_precision_at_k
+    from fraud.records import parse_time
 
     fraud = str(Path(sys.executable).with_name("fraud"))
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(args.workdir or tmp)
         d.mkdir(parents=True, exist_ok=True)
         days = args.history_days + 21
-        foreign_sim.write(str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"),
-                          n_customers=args.customers, n_terminals=args.terminals, days=days, seed=args.seed)
+        if args.simulator == "handbook":
+            foreign_sim.write(str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"),
+                              n_customers=args.customers, n_terminals=args.terminals, days=days, seed=args.seed)
+        else:
+            from generator.simulate import SimConfig, write_files
+            write_files(SimConfig(cards=args.customers, days=days, seed=args.seed, fraud_rate=args.fraud_rate),
+                        str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"))
         txs = [orjson.loads(line) for line in open(d / "tx.jsonl", "rb")]
+        for t in txs:  # ISO strings or epoch ms: epoch ms from here on
+            t["event_time"] = parse_time(t["event_time"])
         t0 = min(t["event_time"] for t in txs) // DAY * DAY
         train_lo, train_hi = t0 + args.history_days * DAY, t0 + (args.history_days + 7) * DAY
         test_lo, test_hi = train_hi + 7 * DAY, train_hi + 14 * DAY
@@ -85,7 +100,7 @@ def main() -> None:
         when = {t["tx_id"]: t["event_time"] for t in txs}
         with open(d / "labels_train.jsonl", "wb") as f:
             for tx_id, r in labels.items():
-                if train_lo <= when[tx_id] < train_hi:
+                if tx_id in when and train_lo <= when[tx_id] < train_hi:
                     f.write(orjson.dumps(r) + b"\n")
         # Training sees the stream up to the end of the training week only.
         with open(d / "tx_train.jsonl", "wb") as f:
@@ -99,7 +114,7 @@ def main() -> None:
                         "--model", str(d / "model"), "--feedback", str(d / "feedback.jsonl")], check=True)
         reported: dict[str, int] = {}
         for r in map(orjson.loads, open(d / "feedback.jsonl", "rb")):
-            reported[r["card_id"]] = min(reported.get(r["card_id"], 1 << 62), r["reported_at"])
+            reported[r["card_id"]] = min(reported.get(r["card_id"], 1 << 62), parse_time(r["reported_at"]))
         ys, ss, ms, days_, cards = [], [], [], [], []
         for dec in map(orjson.loads, open(d / "dec.jsonl", "rb")):
             t = when[dec["tx_id"]]

@@ -22,6 +22,7 @@ from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
 from fraud.detector import Detector
 from fraud.merchant_table import MerchantTable
 from fraud.embedded import run_file
+from fraud.feedback import FeedbackIndex
 from fraud.model import load_model
 from fraud.rules import load_rules
 from fraud.state_store import StateStore
@@ -89,10 +90,12 @@ def decisions(topic: str) -> list[dict]:
     return [orjson.loads(m.value()) for m in read_committed(topic)]
 
 
-def embedded_reference(path: Path, tmp: Path, blind_to_merchants: bool = False) -> dict[str, tuple]:
+def embedded_reference(path: Path, tmp: Path, blind_to_merchants: bool = False,
+                       feedback: Path | None = None) -> dict[str, tuple]:
     store = StateStore(None)
     try:
-        det = Detector(store, rules=load_rules(DEFAULT_RULES), model=load_model(DEFAULT_MODEL))
+        det = Detector(store, rules=load_rules(DEFAULT_RULES), model=load_model(DEFAULT_MODEL),
+                       feedback=FeedbackIndex.from_file(feedback) if feedback else None)
         if blind_to_merchants:  # an empty merchant table nobody feeds
             det.use_merchant_table(MerchantTable())
         run_file(det, str(path), str(tmp / "ref.jsonl"), str(tmp / "ref.bad.jsonl"))
@@ -111,9 +114,9 @@ def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> No
 
 
 def worker(tmp: Path, inp: str, out: str, group: str, instance: str, idle: float | None = 4.0,
-           extra_env: dict | None = None) -> subprocess.Popen:
+           extra_env: dict | None = None, feedback_topic: str | None = None) -> subprocess.Popen:
     args = [FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", group, "--input-topic", inp,
-            "--feedback-topic", f"no-feedback-{uuid.uuid4().hex[:8]}",
+            "--feedback-topic", feedback_topic or f"no-feedback-{uuid.uuid4().hex[:8]}",
             "--output-topic", out, "--instance", instance, "--state", str(tmp / "state")]
     if idle is not None:
         args += ["--stop-when-idle", str(idle)]
@@ -186,6 +189,25 @@ def test_simulator_stream_on_kafka_equals_embedded(sim_stream, tmp_path):
     w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "sim")
     finish(w, tmp_path / "sim.log", 180)
     assert_exactly_once_and_equal(decisions(out), want)
+
+
+def test_feedback_topic_on_kafka_equals_embedded_with_the_feedback_file(tmp_path):
+    """Fraud reports as a global table: every worker reads the whole feedback topic, and decisions
+    (merchant fraud rates, known-compromised cards) equal an embedded run given the same reports."""
+    from generator.simulate import SimConfig, write_files
+
+    tx, fb = tmp_path / "tx.jsonl", tmp_path / "fb.jsonl"
+    write_files(SimConfig(cards=300, days=20, seed=23, late_share=0.05), str(tx), str(tmp_path / "labels.jsonl"),
+                str(fb))
+    want = embedded_reference(tx, tmp_path, feedback=fb)
+    inp, out, fbt = _topic("tx"), _topic("dec"), _topic("fb", partitions=2)
+    produce_file(fb, fbt)
+    produce_file(tx, inp)
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "fb", feedback_topic=fbt)
+    finish(w, tmp_path / "fb.log", 180)
+    assert_exactly_once_and_equal(decisions(out), want)
+    blind = embedded_reference(tx, tmp_path)  # without reports: some decisions must differ
+    assert sum(1 for k, v in want.items() if blind[k][1] != v[1]) > 0
 
 
 def test_merchant_features_matter_in_the_comparison(stream, reference, tmp_path):
