@@ -41,13 +41,12 @@ class Detector:
         if rules is not None:
             names += rules.features
         names += list(extra_features)
-        self.plan = FeaturePlan(names)
+        self.plan = FeaturePlan(names, settings.allowed_lateness_ms)
         if feedback is not None:
             self.plan.feedback = feedback
         # Embedded, the merchant table learns from the events decided here; on Kafka from the
         # whole topic instead (`use_merchant_table`).
         self.feeds_merchants = self.plan.uses_merchants
-        self.plan.merchants = MerchantTable(settings.allowed_lateness_ms)
         self.vector = self.plan.new_vector()  # reused for every event: no per-event allocation
         self.model = model
         if model is not None:

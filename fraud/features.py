@@ -95,7 +95,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 class FeaturePlan:
     """The features one detector computes, in a fixed order (`names`), and how to compute them."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], lateness_ms: int = DAY_MS) -> None:
         self.names: list[str] = list(dict.fromkeys(names))
         unknown = [n for n in self.names if not is_known(n)]
         if unknown:
@@ -117,7 +117,7 @@ class FeaturePlan:
         self._profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
         self.feedback = FeedbackIndex()  # the detector replaces it when it is given reports
         self.uses_merchants = bool(want & MERCHANT_FEATURES)
-        self.merchants = MerchantTable()  # a Kafka worker replaces it with its global table
+        self.merchants = MerchantTable(lateness_ms)  # a Kafka worker replaces it with its global table
         longest = max((d for d, *_ in self._groups), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 

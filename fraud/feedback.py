@@ -45,15 +45,7 @@ class FeedbackIndex:
     @staticmethod
     def count(entries: list[tuple[int, int]] | None, t: int, window_ms: int) -> int:
         """Reports known at `t` (reported_at <= t) about frauds with event time in (t - window, t]."""
-        if not entries:
-            return 0
-        lo = bisect_right(entries, (t - window_ms, 1 << 62))
-        hi = bisect_right(entries, (t, 1 << 62))
-        n = 0
-        for k in range(lo, hi):
-            if entries[k][1] <= t:
-                n += 1
-        return n
+        return FeedbackIndex.count_between(entries, t - window_ms + 1, t + 1, t)  # times are whole ms
 
     @staticmethod
     def count_between(entries: list[tuple[int, int]] | None, lo_ts: int, hi_ts: int, t: int) -> int:

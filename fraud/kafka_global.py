@@ -52,7 +52,6 @@ class GlobalReader:
         self._max_ts: dict[int, float] = {}
         self._eof: set[int] = set()
         self.covered = INF  # every partition has been read past this event time (or to its end)
-        self.records = 0
         self._checked = 0.0
         self._assign()
 
@@ -98,7 +97,6 @@ class GlobalReader:
                     raise KafkaException(err)
                 continue  # transient (broker away): librdkafka retries by itself
             self._eof.discard(p)
-            self.records += 1
             ts = self.on_value(m.value())
             if ts is not None and ts > self._max_ts[p]:
                 self._max_ts[p] = ts

@@ -64,7 +64,6 @@ class MerchantTable:
         self._keep_cards_h = (DELAY_MS + lateness_ms) // HOUR_MS + CARDS_DAYS * 24 + 1
         self._max_h = -1
         self._swept_day = -1
-        self.added = 0
         # Embedded: the table is fed by the events being decided, so it sweeps itself as time goes
         # on. A Kafka global table runs ahead of the partitions it serves: they sweep it instead.
         self.auto_sweep = True
@@ -91,7 +90,6 @@ class MerchantTable:
             stale = [cut for cut in m.cache if h < cut]  # lands inside windows already computed
             for cut in stale:
                 del m.cache[cut]
-        self.added += 1
         if h > self._max_h:
             self._max_h = h
             if self.auto_sweep and h // 24 > self._swept_day:
