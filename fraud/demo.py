@@ -50,7 +50,7 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
          f"({timings['simulate_s']:.1f}s)")
 
     t0 = time.perf_counter()
-    _say(f"[2/4] train: replay through the detector, fit gradient-boosted trees -> {model_dir}")
+    _say(f"[2/4] train: replay through the detector, fit the tree ensemble -> {model_dir}")
     with progress_bar("train", None) as update:
         card = train(str(tx), str(labels), str(model_dir), settings=cfg.detector,
                      progress=lambda stage, n: update(n), feedback_path=str(fb))

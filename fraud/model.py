@@ -1,9 +1,11 @@
-"""The fraud model at scoring time: gradient-boosted trees exported to plain arrays.
+"""The fraud model at scoring time: tree ensembles exported to plain arrays.
 
 Why not `predict_proba` per event: scikit-learn validates its input on every call (tens of
-microseconds). The trees of a fitted `HistGradientBoostingClassifier` are exported once to lists
-and walked in pure Python; `tests/test_model.py` proves the result equals scikit-learn's
-probabilities. The saved form is JSON (`model.json`), so loading a model never runs code.
+microseconds). The trees of a fitted `HistGradientBoostingClassifier` (boosted, log-odds leaves) and,
+optionally, of an `ExtraTreesClassifier` (forest, probability leaves) are exported once to lists and
+walked in pure Python; the model's probability is a fixed blend of the two. `tests/test_model.py`
+proves the result equals scikit-learn's probabilities. The saved form is JSON (`model.json`), so
+loading a model never runs code.
 """
 
 from __future__ import annotations
@@ -11,62 +13,90 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from .errors import UserError
 
-FORMAT = "fraudstream-gbt/1"
+FORMAT = "fraudstream-trees/2"
+FORMAT_V1 = "fraudstream-gbt/1"  # boosted trees only; still read
+
+
+def _tree(t: dict) -> tuple:
+    # JSON has no infinity: exported thresholds may be the strings "inf"/"-inf".
+    return (t["feature"], [float(x) for x in t["threshold"]], t["left"], t["right"], t["missing_left"],
+            t["value"])
+
+
+def _compile(trees: list, remap: list[int] | None = None) -> list[list[tuple]]:
+    """Per tree, one tuple per node: (feature slot, threshold, left, right, child for NaN); a leaf has
+    feature -1 and its value in place of the threshold. One list index and one unpack per step."""
+    out = []
+    for feat, thr, left, right, mleft, value in trees:
+        out.append([(-1, value[i], 0, 0, 0) if f < 0 else
+                    (remap[f] if remap else f, thr[i], left[i], right[i], left[i] if mleft[i] else right[i])
+                    for i, f in enumerate(feat)])
+    return out
+
+
+def _walk(trees: list[list[tuple]], x: list[float]) -> float:
+    """Sum of the leaf values the feature vector reaches (NaN compares false both ways: it takes the
+    child scikit-learn sends missing values to)."""
+    total = 0.0
+    for nodes in trees:
+        f, t, left, right, missing = nodes[0]
+        while f >= 0:
+            v = x[f]
+            f, t, left, right, missing = nodes[left if v <= t else right if v > t else missing]
+        total += t
+    return total
 
 
 class FastModel:
-    """Sum of regression trees + baseline, through a logistic link: P(fraud | features)."""
+    """P(fraud | features) = forest_weight * mean(forest leaves) + (1 - forest_weight) * sigmoid(baseline
+    + sum(boosted leaves)); without a forest, the boosted part alone."""
 
     def __init__(self, spec: dict) -> None:
-        if spec.get("format") != FORMAT:
-            raise ValueError(f"unsupported model format {spec.get('format')!r}, expected {FORMAT}")
+        fmt = spec.get("format")
+        if fmt == FORMAT_V1:
+            spec = {"format": FORMAT, "features": spec["features"], "thresholds": spec.get("thresholds"),
+                    "boosted": {"baseline": spec["baseline"], "trees": spec["trees"]}}
+        elif fmt != FORMAT:
+            raise ValueError(f"unsupported model format {fmt!r}, expected {FORMAT}")
         self.spec = spec
         self.features: list[str] = list(spec["features"])
-        self.baseline = float(spec["baseline"])
         self.thresholds: dict[str, float] = dict(spec.get("thresholds") or {})
-        # JSON has no infinity: exported thresholds may be the strings "inf"/"-inf".
-        self._trees = [
-            (t["feature"], [float(x) for x in t["threshold"]], t["left"], t["right"], t["missing_left"],
-             t["value"])
-            for t in spec["trees"]
-        ]
-        self._bound = self._trees
+        self.baseline = float(spec["boosted"]["baseline"])
+        self._boosted = [_tree(t) for t in spec["boosted"]["trees"]]
+        forest = spec.get("forest")
+        self._forest = [_tree(t) for t in forest["trees"]] if forest else []
+        self.forest_weight = float(forest["weight"]) if forest else 0.0
+        if not 0.0 <= self.forest_weight <= 1.0:
+            raise ValueError(f"forest weight {self.forest_weight} outside [0, 1]")
+        self._forest_scale = self.forest_weight / len(self._forest) if self._forest else 0.0
+        self._bound = (_compile(self._boosted), _compile(self._forest))
 
     def bind(self, index: dict[str, int]) -> None:
         """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's vector."""
         remap = [index[f] for f in self.features]
-        self._bound = [
-            ([remap[f] if f >= 0 else -1 for f in feat], thr, left, right, mleft, value)
-            for feat, thr, left, right, mleft, value in self._trees
-        ]
+        self._bound = (_compile(self._boosted, remap), _compile(self._forest, remap))
 
     def score(self, x: list[float]) -> float:
-        """P(fraud) for one feature vector (NaN = missing, routed as scikit-learn routes it)."""
-        raw = self.baseline
-        for feat, thr, left, right, mleft, value in self._bound:
-            n = 0
-            f = feat[0]
-            while f >= 0:
-                v = x[f]
-                if v <= thr[n]:
-                    n = left[n]
-                elif v > thr[n]:
-                    n = right[n]
-                else:  # NaN compares false both ways
-                    n = left[n] if mleft[n] else right[n]
-                f = feat[n]
-            raw += value[n]
-        if raw < -700.0:
-            return 0.0
-        return 1.0 / (1.0 + math.exp(-raw))
+        """P(fraud) for one feature vector (NaN = missing)."""
+        boosted, forest = self._bound
+        raw = self.baseline + _walk(boosted, x)
+        p = 0.0 if raw < -700.0 else 1.0 / (1.0 + math.exp(-raw))
+        if forest:
+            return self._forest_scale * _walk(forest, x) + (1.0 - self.forest_weight) * p
+        return p
 
 
-def export_hgb(clf, features: list[str]) -> dict:
-    """Export a fitted binary HistGradientBoostingClassifier (numeric features only) to a spec dict.
+def _threshold(t: float) -> float | str:
+    return float(t) if math.isfinite(t) else ("inf" if t > 0 else "-inf")
+
+
+def export_hgb(clf) -> dict:
+    """The boosted part from a fitted binary HistGradientBoostingClassifier (numeric features only).
 
     Reads `_predictors` and `_baseline_prediction`: private but stable attributes; the equality
     test against `predict_proba` catches any change in a new scikit-learn release.
@@ -81,15 +111,60 @@ def export_hgb(clf, features: list[str]) -> dict:
         leaf = nodes["is_leaf"].astype(bool)
         trees.append({
             "feature": [-1 if lf else int(f) for f, lf in zip(nodes["feature_idx"], leaf)],
-            "threshold": [float(t) if math.isfinite(t) else ("inf" if t > 0 else "-inf")
-                          for t in nodes["num_threshold"]],
+            "threshold": [_threshold(t) for t in nodes["num_threshold"]],
             "left": [int(v) for v in nodes["left"]],
             "right": [int(v) for v in nodes["right"]],
             "missing_left": [int(v) for v in nodes["missing_go_to_left"]],
             "value": [float(v) for v in nodes["value"]],
         })
-    return {"format": FORMAT, "features": list(features),
-            "baseline": float(clf._baseline_prediction.ravel()[0]), "trees": trees}
+    return {"baseline": float(clf._baseline_prediction.ravel()[0]), "trees": trees}
+
+
+def _float64_bound(threshold: float) -> float:
+    """scikit-learn's decision trees compare float32(x) <= threshold; the largest float64 x for which
+    that holds, so the fast path compares plain Python floats with the same outcome."""
+    with np.errstate(over="ignore"):
+        t32 = np.float32(threshold)
+        if np.float64(t32) > threshold:
+            t32 = np.nextafter(t32, np.float32(-np.inf))
+        if np.isinf(t32):
+            return float(t32)
+        up = np.nextafter(t32, np.float32(np.inf))
+        if np.isinf(up):  # the largest float32: the gap above it is the gap below it
+            up = np.float64(t32) + (np.float64(t32) - np.float64(np.nextafter(t32, np.float32(0))))
+        mid = (np.float64(t32) + np.float64(up)) / 2.0  # exact in float64; ties round to even
+        return float(mid) if np.float32(mid) == t32 else float(np.nextafter(mid, -np.inf))
+
+
+def export_forest(clf, weight: float) -> dict:
+    """The forest part from a fitted binary ExtraTreesClassifier / RandomForestClassifier: leaves hold
+    P(fraud) of the tree, the forest's probability is their mean (as `predict_proba` computes it)."""
+    if len(getattr(clf, "classes_", [])) != 2:
+        raise ValueError("only binary classifiers can be exported")
+    trees = []
+    for est in clf.estimators_:
+        t = est.tree_
+        leaf = t.children_left < 0
+        counts = t.value[:, 0, :]
+        p = counts[:, 1] / np.maximum(counts.sum(axis=1), 1e-300)
+        missing = getattr(t, "missing_go_to_left", np.zeros(t.node_count, dtype=np.uint8))
+        trees.append({
+            "feature": [-1 if lf else int(f) for f, lf in zip(t.feature, leaf)],
+            "threshold": [0.0 if lf else _threshold(_float64_bound(float(th))) for th, lf in zip(t.threshold, leaf)],
+            "left": [int(v) for v in t.children_left],
+            "right": [int(v) for v in t.children_right],
+            "missing_left": [int(v) for v in missing],
+            "value": [float(v) if lf else 0.0 for v, lf in zip(p, leaf)],
+        })
+    return {"weight": float(weight), "trees": trees}
+
+
+def model_spec(features: list[str], boosted, forest=None, forest_weight: float = 0.0) -> dict:
+    """The saved model: the boosted classifier, and optionally a forest blended in with `forest_weight`."""
+    spec = {"format": FORMAT, "features": list(features), "boosted": export_hgb(boosted)}
+    if forest is not None and forest_weight > 0:
+        spec["forest"] = export_forest(forest, forest_weight)
+    return spec
 
 
 def save_model(spec: dict, card: dict, directory: str | Path) -> None:

@@ -1,12 +1,13 @@
-"""The scoring fast path equals scikit-learn's probabilities, and the model file runs no code."""
+"""The scoring fast path equals scikit-learn's probabilities (boosted trees, forest, blend), and the model
+file runs no code."""
 
 import json
 
 import numpy as np
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 
-from fraud.model import FastModel, export_hgb, load_model, save_model
+from fraud.model import FastModel, _float64_bound, load_model, model_spec, save_model
 
 
 @pytest.fixture(scope="module")
@@ -19,27 +20,49 @@ def fitted():
     logit = 2 * np.nan_to_num(X[:, 0]) - 1.5 * np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2]) - 3
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     clf = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, random_state=0).fit(X, y)
-    return clf, X, [f"f{i}" for i in range(6)]
+    forest = ExtraTreesClassifier(n_estimators=20, min_samples_leaf=2, max_features=0.5, random_state=0).fit(X, y)
+    return clf, forest, X, [f"f{i}" for i in range(6)]
 
 
 def test_fast_path_equals_predict_proba(fitted):
-    clf, X, names = fitted
-    fast = FastModel(export_hgb(clf, names))
+    clf, _, X, names = fitted
+    fast = FastModel(model_spec(names, clf))
     want = clf.predict_proba(X)[:, 1]
     got = np.array([fast.score(list(row)) for row in X])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
+def test_blend_with_forest_equals_predict_proba(fitted):
+    clf, forest, X, names = fitted
+    fast = FastModel(model_spec(names, clf, forest, 0.7))
+    # Rows sitting on the forest's float32 split points, and just either side of them, too.
+    thresholds = [t for est in forest.estimators_ for t, f in zip(est.tree_.threshold, est.tree_.feature) if f == 0]
+    edge = np.repeat(X[:1], 3 * len(thresholds), axis=0)
+    edge[:, 0] = np.concatenate([thresholds, np.nextafter(thresholds, -np.inf), np.nextafter(thresholds, np.inf)])
+    rows = np.vstack([X, edge])
+    want = 0.7 * forest.predict_proba(rows)[:, 1] + 0.3 * clf.predict_proba(rows)[:, 1]
+    got = np.array([fast.score(list(row)) for row in rows])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_float64_bound_matches_float32_comparison():
+    rng = np.random.default_rng(1)
+    for t in np.concatenate([rng.normal(size=2000) * 100, rng.normal(size=200) * 1e-30, [0.0, 1.0, -2.0, 0.1]]):
+        b = _float64_bound(float(t))
+        assert np.float64(np.float32(b)) <= t
+        assert not np.float64(np.float32(np.nextafter(b, np.inf))) <= t
+
+
 def test_fast_path_after_save_load_and_rebinding(fitted, tmp_path):
-    clf, X, names = fitted
-    save_model(export_hgb(clf, names), {"note": "test"}, tmp_path / "m")
+    clf, forest, X, names = fitted
+    save_model(model_spec(names, clf, forest, 0.5), {"note": "test"}, tmp_path / "m")
     spec = json.loads((tmp_path / "m" / "model.json").read_text())  # plain JSON: no code on load
-    assert spec["format"] == "fraudstream-gbt/1"
+    assert spec["format"] == "fraudstream-trees/2"
     fast = load_model(tmp_path / "m")
     # The detector puts features in its own order: bind() re-points the trees.
     order = list(reversed(names)) + ["unused"]
     fast.bind({n: i for i, n in enumerate(order)})
-    want = clf.predict_proba(X[:500])[:, 1]
+    want = 0.5 * forest.predict_proba(X[:500])[:, 1] + 0.5 * clf.predict_proba(X[:500])[:, 1]
     got = [fast.score([row[names.index(n)] if n in names else 0.0 for n in order]) for row in X[:500]]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
@@ -49,3 +72,13 @@ def test_shipped_default_model_loads():
     model = load_model(DEFAULT_MODEL)
     assert model.features and 0 < model.thresholds["review"] <= model.thresholds["block"] < 1
     assert 0.0 <= model.score([0.0] * len(model.features)) <= 1.0
+
+
+def test_boosted_only_v1_model_files_still_load(fitted):
+    clf, _, X, names = fitted
+    spec = model_spec(names, clf)
+    v1 = {"format": "fraudstream-gbt/1", "features": names, "baseline": spec["boosted"]["baseline"],
+          "trees": spec["boosted"]["trees"], "thresholds": {"review": 0.1, "block": 0.5}}
+    fast = FastModel(v1)
+    np.testing.assert_allclose([fast.score(list(r)) for r in X[:200]], clf.predict_proba(X[:200])[:, 1],
+                               rtol=1e-12, atol=1e-15)
