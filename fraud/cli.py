@@ -308,7 +308,10 @@ def bench(
         e2e = result["e2e_ms"]
         print(f"{result['decided']:,}/{result['transactions']:,} decided; produced at "
               f"{result['achieved_rate']:,.0f} tx/s (target {rate:,.0f}); end-to-end latency, produce to "
-              f"committed decision: " + ", ".join(f"{k} {v:.1f} ms" for k, v in e2e.items()))
+              f"committed decision, after the first {result['warmup_s']:g} s: "
+              + ", ".join(f"{k} {v:.1f} ms" for k, v in e2e.items())
+              + (f"; first {result['warmup_s']:g} s: max {result['warmup_max_ms']:.1f} ms"
+                 if result["warmup_max_ms"] is not None else ""))
         if json_out:
             Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return

@@ -128,3 +128,23 @@ def _wait_visible(admin: AdminClient, settings: KafkaSettings, expect: dict[str,
             raise UserError(f"Kafka topics {', '.join(sorted(pending))} on {settings.bootstrap} are not "
                             f"ready (metadata with leaders for all partitions) after {timeout:g}s")
         time.sleep(0.1)
+
+
+def wait_group_assigned(settings: KafkaSettings, group: str, topic: str, partitions: int,
+                        timeout: float = 120.0) -> float:
+    """Wait until consumer group `group` is stable with all `partitions` of `topic` assigned; returns
+    the seconds waited. For measurements that must not count a worker's start-up as latency."""
+    admin = _admin(settings)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+            assigned = {tp.partition for m in desc.members for tp in m.assignment.topic_partitions
+                        if tp.topic == topic}
+            if desc.state.name == "STABLE" and len(assigned) == partitions:
+                return time.monotonic() - start
+        except KafkaException:
+            pass  # the group does not exist yet
+        time.sleep(0.2)
+    raise UserError(f"consumer group {group!r} on {settings.bootstrap} did not get {topic!r} assigned "
+                    f"within {timeout:g}s")
