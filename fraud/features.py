@@ -15,7 +15,7 @@ from typing import Iterable
 
 from .feedback import FeedbackIndex
 from .history import NAN, CardHistory
-from .merchant_table import DELAY_MS, HOUR_MS, MerchantTable
+from .merchant_table import HOUR_MS, MerchantTable, cutoff_hour
 
 DAY_MS = 86_400_000
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
@@ -212,7 +212,7 @@ class FeaturePlan:
         n1, n7, n30, cards = self.merchants.window(merchant_id, t)
         entries = self.feedback.merchants.get(merchant_id)
         if entries:
-            cut = (t - DELAY_MS) // HOUR_MS * HOUR_MS
+            cut = cutoff_hour(t) * HOUR_MS
             f1 = FeedbackIndex.count_between(entries, cut - DAY_MS, cut, t)
             f7 = FeedbackIndex.count_between(entries, cut - 7 * DAY_MS, cut, t)
             f30 = FeedbackIndex.count_between(entries, cut - 30 * DAY_MS, cut, t)

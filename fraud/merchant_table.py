@@ -1,7 +1,7 @@
 """Merchant-side state: every merchant's transactions in hourly buckets, read with a 7-day delay.
 
 Keyed by merchant, not by card, so on Kafka no worker owns it: every worker builds the same table
-from the whole transactions topic (a global table, see `kafka_merchants.py`); embedded runs feed it
+from the whole transactions topic (a global table, see `kafka_global.py`); embedded runs feed it
 from the events they process. Reads are delayed by `DELAY_MS` (7 days, the usual time for a fraud
 to be confirmed and the handbook's protocol) for two reasons:
 
@@ -25,6 +25,11 @@ WINDOW_DAYS = (1, 7, 30)   # merchant_tx_<n>d / merchant_fraud_rate_<n>d
 CARDS_DAYS = 7             # merchant_cards_7d
 _LONGEST_H = max(WINDOW_DAYS) * 24
 _CACHED_CUTS = 4           # cut-off hours cached per merchant: partitions a few hours apart still hit
+
+
+def cutoff_hour(t: int) -> int:
+    """The first hour no merchant window at event time `t` reads: the one containing t - 7 days."""
+    return (t - DELAY_MS) // HOUR_MS
 
 
 def _bucket(hours: list[int], h: int) -> tuple[int, bool]:
@@ -99,7 +104,7 @@ class MerchantTable:
     def window(self, merchant: str, t: int) -> tuple[int, int, int, int]:
         """(transactions over 1, 7, 30 days, distinct cards over 7 days) in the hours before the one
         containing t - 7 days."""
-        cut = (t - DELAY_MS) // HOUR_MS
+        cut = cutoff_hour(t)
         m = self._m.get(merchant)
         if m is None:
             return 0, 0, 0, 0

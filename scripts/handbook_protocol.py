@@ -127,13 +127,13 @@ def main() -> None:
                 ms.append(dec["model_score"])
                 days_.append(day)
                 cards.append(dec["card_id"])
-        y, s = np.array(ys), np.array(ss)
+        y = np.array(ys)
         print(f"test week: {len(y):,} transactions, {int(y.sum())} frauds")
-        print(f"fraudstream    ROC AUC {roc_auc_score(y, s):.3f}  AP {average_precision_score(y, s):.3f}  "
-              f"CP@100 {card_precision_at_k(np.array(days_), cards, s, y):.3f}")
-        m = np.array(ms)
-        print(f"  model alone  ROC AUC {roc_auc_score(y, m):.3f}  AP {average_precision_score(y, m):.3f}  "
-              f"CP@100 {card_precision_at_k(np.array(days_), cards, m, y):.3f}  (decision score without rule lifts)")
+        for label, scores, note in (("fraudstream   ", ss, ""),
+                                    ("  model alone ", ms, "  (decision score without rule lifts)")):
+            sc = np.array(scores)
+            print(f"{label} ROC AUC {roc_auc_score(y, sc):.3f}  AP {average_precision_score(y, sc):.3f}  "
+                  f"CP@100 {card_precision_at_k(np.array(days_), cards, sc, y):.3f}{note}")
 
         # The baseline, same data, same split, same exclusions.
         from sklearn.ensemble import RandomForestClassifier
