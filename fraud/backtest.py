@@ -28,8 +28,9 @@ def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | 
     det = Detector(store, rules=rules, model=model, settings=settings, feedback=feedback)
     n = frauds = rules_block = rules_alert = final_block = final_alert = 0
     caught_block = caught_alert = 0
+    rejected: list[int] = []
     try:
-        for tx in iter_transactions(tx_path, progress):
+        for tx in iter_transactions(tx_path, progress, rejected=rejected):
             det.update(tx)
             decision, _, _, fired = det.score()
             label = labels.get(tx.tx_id)
@@ -59,7 +60,7 @@ def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | 
         s["recall"] = s["true_positives"] / frauds if frauds else None
         s["hit_rate"] = s["hits"] / n if n else 0.0
     return {
-        "transactions": n, "frauds": frauds, "model": model is not None,
+        "transactions": n, "frauds": frauds, "model": model is not None, "invalid_records_skipped": len(rejected),
         "rules": stats,
         "rule_set": {"block_rate": rules_block / n if n else 0.0,
                      "block_or_review_rate": rules_alert / n if n else 0.0},
@@ -74,7 +75,9 @@ def format_backtest(b: dict) -> str:
     def pct(x):
         return "   n/a" if x is None else f"{100 * x:5.1f}%"
 
-    lines = [f"transactions {b['transactions']:,}  frauds {b['frauds']:,}",
+    skipped = b.get("invalid_records_skipped")
+    lines = [f"transactions {b['transactions']:,} (labelled)  frauds {b['frauds']:,}"
+             + (f"  ({skipped:,} invalid records skipped)" if skipped else ""),
              f"{'rule':<28} {'action':<7} {'hits':>7} {'hit rate':>8} {'precision':>9} {'recall':>7} {'only it':>7}"]
     for name, s in b["rules"].items():
         lines.append(f"{name:<28} {s['action']:<7} {s['hits']:>7} {pct(s['hit_rate']):>8} "

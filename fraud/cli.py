@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -14,12 +15,39 @@ from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
-                  help="fraudstream: real-time card-fraud detection (simulate, train, detect, evaluate).")
+                  help="fraudstream: real-time card-fraud detection (demo, simulate, train, detect, evaluate, backtest, bench).")
 
 
 def _need_file(path: str, what: str) -> None:
     if path != "-" and not Path(path).is_file():
-        raise UserError(f"{path}: {what} not found")
+        raise UserError(f"{path}: {what} {'is a directory' if Path(path).is_dir() else 'not found'}")
+
+
+def _distinct_files(**paths: Optional[str]) -> None:
+    """Refuse to write over an input, or two outputs into one file (devices such as /dev/null and
+    stdout '-' may repeat). Keyword names are the options, `dead_letter` for `--dead-letter`."""
+    seen: dict[str, str] = {}
+    for name, path in paths.items():
+        if not path or path == "-":
+            continue
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not os.path.isfile(real):
+            continue
+        option = "--" + name.replace("_", "-")
+        if real in seen:
+            raise UserError(f"{option} and {seen[real]} are the same file: {path}")
+        seen[real] = option
+
+
+def _run_id(model_json: Optional[str], rules: str, settings: object, feedback: Optional[str]) -> str:
+    """Fingerprint of what decides: a checkpoint taken under another one is not resumed."""
+    import hashlib
+
+    from .training import file_digest
+
+    parts = [file_digest(p) if p and Path(p).is_file() else "" for p in (model_json, rules, feedback)]
+    parts.append(repr(settings))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _load_feedback(path: Optional[str]):
@@ -37,6 +65,8 @@ def _detector_parts(model: Optional[str], rules: Optional[str], no_model: bool):
     from .model import load_model
     from .rules import load_rules
 
+    if no_model and model:
+        raise UserError("--model and --no-model exclude each other")
     rule_set = load_rules(rules or DEFAULT_RULES)
     fast = None
     if not no_model:
@@ -58,7 +88,8 @@ def simulate(
     days: int = typer.Option(30, "--days", min=1, help="days of activity"),
     seed: int = typer.Option(7, "--seed", help="random seed: same seed, same bytes"),
     start: str = typer.Option("2026-01-01", "--start", help="first day (UTC), YYYY-MM-DD"),
-    fraud_rate: float = typer.Option(0.0075, "--fraud-rate", min=0.0, max=0.5, help="target share of frauds"),
+    fraud_rate: float = typer.Option(0.0075, "--fraud-rate", min=0.0, max=0.5,
+                                    help="target share of frauds (every scenario at least once, so tiny streams run over it)"),
     late_share: float = typer.Option(0.02, "--late-share", min=0.0, max=1.0,
                                      help="share of events that arrive late / out of order"),
     kafka: Optional[str] = typer.Option(None, "--kafka", help="produce to Kafka at this bootstrap instead of files"),
@@ -98,13 +129,15 @@ def simulate(
         return
     if not out or not labels:
         raise UserError("--out and --labels are required (or --kafka)")
+    _distinct_files(out=out, labels=labels, feedback=feedback)
     for path in (out, labels, feedback):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     with progress_bar("simulate", None) as update:
         stats = write_files(cfg, out, labels, feedback, progress=lambda d, t: update(d))
     print(f"wrote {stats['n_tx']:,} transactions ({stats['n_fraud']:,} fraud, "
-          f"{stats['n_late']:,} late) to {out}; labels to {labels}", file=sys.stderr)
+          f"{stats['n_late']:,} delayed in arrival) to {out}; labels to {labels}"
+          + (f"; {stats['n_feedback']:,} fraud reports to {feedback}" if feedback else ""), file=sys.stderr)
 
 
 @app.command()
@@ -133,6 +166,11 @@ def train(
                        progress=lambda stage, n: update(n), feedback_path=feedback)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    data = card["training_data"]
+    for n, what, path in ((data["invalid_records_skipped"], "invalid record(s)", transactions),
+                          (data["feedback_reports_skipped"], "invalid report(s)", feedback)):
+        if n:
+            print(f"fraud: warning: {path}: {n:,} {what} skipped", file=sys.stderr)
     v = card["validation"]
     print(f"model saved to {model}: validation AUC {v.get('roc_auc')}, AP {v.get('average_precision')}, "
           f"thresholds {card['thresholds']}", file=sys.stderr)
@@ -147,7 +185,8 @@ def detect(
     feedback: Optional[str] = typer.Option(None, "--feedback",
                                            help="confirmed fraud reports, effective from their reported_at"),
     dead_letter: Optional[str] = typer.Option(None, "--dead-letter",
-                                              help="bad records (default: next to the output, *.rejected.jsonl)"),
+                                              help="bad records (default: next to the output, *.rejected.jsonl; "
+                                                   "./rejected.jsonl when the output is stdout or a device)"),
     state: Optional[str] = typer.Option(None, "--state",
                                         help="RocksDB state directory: checkpoints, and resume after a stop"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
@@ -178,25 +217,40 @@ def detect(
     _need_file(input, "input file")
     if feedback:
         _need_file(feedback, "feedback file")
+    litter = dead_letter is None and default_dead_letter_path(output) == "rejected.jsonl" and not state
+    dead_letter = dead_letter or default_dead_letter_path(output)
+    _distinct_files(input=input, feedback=feedback, output=output, dead_letter=dead_letter)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     reports = _load_feedback(feedback)
+    run_id = _run_id(str(Path(model or DEFAULT_MODEL) / "model.json") if fast else None,
+                     str(rules or DEFAULT_RULES), cfg.detector, feedback)
     store = StateStore(state, cache_size=cfg.cache_cards)
     try:
         det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
         total = Path(input).stat().st_size if input != "-" else None
         with progress_bar("detect", total) as update:
-            stats = run_file(det, input, output, dead_letter or default_dead_letter_path(output),
-                             checkpoint_every=cfg.checkpoint_every, progress=update)
+            stats = run_file(det, input, output, dead_letter, checkpoint_every=cfg.checkpoint_every,
+                             progress=update, run_id=run_id)
     finally:
         store.close()
+    if litter and not stats.dead_letters and os.path.getsize(dead_letter) == 0:
+        os.unlink(dead_letter)  # output to stdout or a device: no empty file left in the working directory
+    if stats.resumed_from_line:
+        if stats.records or stats.dead_letters:
+            print(f"resumed from the checkpoint in {state} at line {stats.resumed_from_line:,}", file=sys.stderr)
+        else:
+            print(f"nothing left to decide: the checkpoint in {state} is at the end of {input} (line "
+                  f"{stats.resumed_from_line:,}); use an empty --state directory to decide it again",
+                  file=sys.stderr)
+            return
     lat = sorted(stats.latencies_ms)
     p50 = lat[len(lat) // 2] if lat else 0.0
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0
     d = stats.decisions
     print(f"decided {stats.records:,} transactions in {stats.seconds:.1f}s ({stats.throughput:,.0f}/s): "
           f"block {d['block']:,}, review {d['review']:,}, allow {d['allow']:,}; late {stats.late:,}; "
-          f"dead letters {stats.dead_letters:,}; latency p50 {p50:.3f} ms, p99 {p99:.3f} ms",
+          f"dead letters {stats.dead_letters:,}{f' (in {dead_letter})' if stats.dead_letters else ''}; latency p50 {p50:.3f} ms, p99 {p99:.3f} ms",
           file=sys.stderr)
 
 
@@ -242,6 +296,7 @@ def evaluate(
 
     _need_file(decisions, "decisions file")
     _need_file(labels, "labels file")
+    _distinct_files(decisions=decisions, labels=labels, json=json_out)
     metrics = run(decisions, labels)
     print(format_report(metrics))
     if json_out:
@@ -265,6 +320,7 @@ def backtest(
 
     _need_file(transactions, "transactions file")
     _need_file(labels, "labels file")
+    _distinct_files(transactions=transactions, labels=labels, rules=rules, feedback=feedback, json=json_out)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     with progress_bar("backtest", None) as update:
@@ -360,7 +416,10 @@ def main() -> None:
         sys.exit(0)
     except OSError as exc:  # unwritable output, a file where a directory should be, disk full...
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"fraud: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = "a file is in the way of a directory on this path"
+        print(f"fraud: error: {where}{reason}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
         # click's ClickException (typer ships its own copy of click): usage errors, bad values.

@@ -46,8 +46,8 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
         sim = write_files(SimConfig(cards=cards, days=days, seed=seed), str(tx), str(labels), str(fb),
                           progress=lambda d, t: update(d))
     timings["simulate_s"] = time.perf_counter() - t0
-    _say(f"      {sim['n_tx']:,} transactions, {sim['n_fraud']:,} frauds, {sim['n_late']:,} late "
-         f"({timings['simulate_s']:.1f}s)")
+    _say(f"      {sim['n_tx']:,} transactions, {sim['n_fraud']:,} frauds, {sim['n_late']:,} arriving "
+         f"delayed, out of order ({timings['simulate_s']:.1f}s)")
 
     t0 = time.perf_counter()
     _say(f"[2/4] train: replay through the detector, fit the tree ensemble -> {model_dir}")

@@ -10,7 +10,7 @@ and produced again, so an interrupted run ends with exactly the bytes of an unin
 from __future__ import annotations
 
 import os
-import re
+import stat
 import sys
 import time
 from array import array
@@ -21,37 +21,12 @@ from typing import BinaryIO, Callable
 import orjson
 
 from .detector import Detector
+from .errors import UserError
 from .records import BadRecord, decode
-
-_PAN_RE = re.compile(rb"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-
-
-def _luhn_ok(digits: bytes) -> bool:
-    total = 0
-    for k, ch in enumerate(reversed(digits)):
-        d = ch - 48
-        if k % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _mask(m: re.Match) -> bytes:
-    text = m.group()
-    digits = bytes(c for c in text if 48 <= c <= 57)
-    if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
-        return text
-    return b"*" * (len(text) - 4) + text[-4:]
-
-
-def mask_pans(raw: bytes) -> bytes:
-    """Mask card numbers (13-19 digits, spaces or dashes allowed, Luhn-valid) before they reach a
-    dead-letter output or a log; the Luhn check spares most ids and epoch timestamps."""
-    return _PAN_RE.sub(_mask, raw)
-
+from .redact import mask_pans, mask_text
 
 def dead_letter(line_no: int, error: str, raw: bytes) -> bytes:
-    return orjson.dumps({"line": line_no, "error": error,
+    return orjson.dumps({"line": line_no, "error": mask_text(error),
                          "record": mask_pans(raw.rstrip(b"\r\n")).decode("utf-8", "replace")})
 
 
@@ -71,7 +46,9 @@ class RunStats:
 
 
 def default_dead_letter_path(output: str) -> str:
-    if output == "-":
+    """Next to the output (`out.jsonl` -> `out.rejected.jsonl`); `rejected.jsonl` in the working
+    directory when the output is stdout or a device such as /dev/null."""
+    if output == "-" or (os.path.exists(output) and not os.path.isfile(output)):
         return "rejected.jsonl"
     p = Path(output)
     stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
@@ -82,7 +59,7 @@ def _open_out(path: str, offset: int | None) -> BinaryIO:
     if path == "-":
         return sys.stdout.buffer
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if offset is None:
+    if offset is None or (os.path.exists(path) and not os.path.isfile(path)):  # /dev/null, a pipe
         return open(path, "wb")
     f = open(path, "r+b" if os.path.exists(path) else "wb")
     f.truncate(offset)
@@ -106,19 +83,48 @@ def _rebuild_merchants(detector: Detector, src: BinaryIO, offset: int) -> None:
         table.add(tx.merchant_id, tx.card_id, tx.ts)
 
 
+def resume_point(meta: dict | None, state_dir: str, input_path: str, output_path: str,
+                 dead_letter_path: str, run_id: str | None) -> dict | None:
+    """The checkpoint to resume from (None: a fresh store), or a UserError when the store belongs
+    to another run: its card histories would silently leak into this one's decisions."""
+    if meta is None:
+        return None
+    fresh = "use an empty --state directory for a new run"
+    cp = meta.get("input")
+    if not cp:
+        raise UserError(f"{state_dir}: this state directory holds no embedded run's checkpoint; {fresh}")
+    where = f"{state_dir} holds the checkpoint of a run over {cp['path']} (at line {cp['line']:,})"
+    if input_path == "-":
+        raise UserError(f"{where}; a run over stdin cannot resume it: {fresh}")
+    if cp["path"] != os.path.abspath(input_path):
+        raise UserError(f"{where}: rerun with that --input to resume it, or {fresh}")
+    if os.path.getsize(input_path) < cp["offset"]:
+        raise UserError(f"{where}, but the file is now shorter than at that line: {fresh}")
+    if run_id is not None and cp.get("run") not in (None, run_id):
+        raise UserError(f"{where} with another model, rules, settings or feedback file; resuming would "
+                        f"mix decisions of both: {fresh}")
+    for path, key, option in ((output_path, "output", "--output"), (dead_letter_path, "dead_letter", "--dead-letter")):
+        if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
+            continue
+        if cp.get(key) not in (None, os.path.abspath(path)):
+            raise UserError(f"{where}, whose {option} was {cp[key]}: resume with the same {option}, or {fresh}")
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if size < cp[key + "_offset"]:
+            raise UserError(f"{where}, but {path} is shorter than it was then (moved or edited): {fresh}")
+    return cp
+
+
 def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_path: str,
              checkpoint_every: int = 10_000, progress: Callable[[int], None] | None = None,
-             stop_after: int | None = None) -> RunStats:
+             stop_after: int | None = None, run_id: str | None = None) -> RunStats:
     """Decide every record of `input_path`; resume from the store's checkpoint when it has one.
 
-    `stop_after` ends the run after that many records without a final checkpoint, as a crash would
-    (used by tests of recovery).
+    `run_id` fingerprints what decides (model, rules, settings, feedback): a checkpoint taken under
+    another one is refused. `stop_after` ends the run after that many records without a final
+    checkpoint, as a crash would (used by tests of recovery).
     """
     store = detector.store
-    meta = store.meta() or {}
-    resume = meta.get("input") if input_path != "-" else None
-    if resume and resume.get("path") != os.path.abspath(input_path):
-        resume = None
+    resume = resume_point(store.meta(), str(store.path), input_path, output_path, dead_letter_path, run_id)
     stats = RunStats()
     offset = resume["offset"] if resume else 0
     line_no = resume["line"] if resume else 0
@@ -127,6 +133,7 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
     out = _open_out(output_path, resume["output_offset"] if resume else None)
     dlq = _open_out(dead_letter_path, resume["dead_letter_offset"] if resume else None)
     flush_each = input_path == "-"
+    synced = [f for f in (out, dlq) if f is not sys.stdout.buffer and stat.S_ISREG(os.fstat(f.fileno()).st_mode)]
     if offset and detector.feeds_merchants:
         _rebuild_merchants(detector, src, offset)
     if offset:
@@ -141,13 +148,14 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
     def checkpoint() -> None:
         out.flush()
         dlq.flush()
-        for f in (out, dlq):
-            if f is not sys.stdout.buffer:
-                os.fsync(f.fileno())
+        for f in synced:
+            os.fsync(f.fileno())
         if input_path != "-":
             store.checkpoint({**detector.checkpoint_meta(), "input": {
-                "path": os.path.abspath(input_path), "offset": offset, "line": line_no,
-                "output_offset": out.tell(), "dead_letter_offset": dlq.tell()}})
+                "path": os.path.abspath(input_path), "offset": offset, "line": line_no, "run": run_id,
+                "output": os.path.abspath(output_path), "dead_letter": os.path.abspath(dead_letter_path),
+                "output_offset": out.tell() if out in synced else 0,
+                "dead_letter_offset": dlq.tell() if dlq in synced else 0}})
 
     try:
         for raw in src:

@@ -31,7 +31,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from .config import PipelineConfig
 from .detector import Detector
-from .embedded import mask_pans
+from .redact import mask_pans, mask_text
 from .feedback import FeedbackIndex
 from .features import MERCHANT_FEATURES
 from .kafka_global import GlobalReader
@@ -444,8 +444,9 @@ class KafkaRunner:
             if task is None:  # revoked in between: another worker owns it now
                 continue
             if isinstance(tx, BadRecord):
-                reason = str(tx)
-                producer.produce(dlq_topic, key=m.key(), headers=[("error", reason.encode())],
+                reason = mask_text(str(tx))
+                key = m.key()
+                producer.produce(dlq_topic, key=mask_pans(key) if key else key, headers=[("error", reason.encode())],
                                  value=orjson.dumps({"topic": m.topic(), "partition": m.partition(),
                                                      "offset": m.offset(), "error": reason,
                                                      "record": mask_pans(m.value() or b"").decode("utf-8", "replace")}))

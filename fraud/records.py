@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 
 import orjson
 
+from .redact import looks_like_pan
+
 CARD_PRESENT_CHANNELS = frozenset({"pos", "atm"})
 
 
@@ -117,6 +119,8 @@ def validate(rec: object) -> Transaction:
         raise BadRecord(f"record must be a JSON object, got {type(rec).__name__}")
     tx_id = _req_str(rec, "tx_id")
     card_id = _req_str(rec, "card_id")
+    if looks_like_pan(card_id):
+        raise BadRecord("card_id is a card number (13-19 digits, Luhn-valid), not a card token")
     merchant_id = _req_str(rec, "merchant_id")
     amount = rec.get("amount")
     if amount is None:
@@ -169,8 +173,9 @@ def iter_lines(path: str, what: str) -> Iterator[tuple[int, bytes]]:
 
 
 def iter_transactions(path: str, progress: Callable[[int], None] | None = None,
-                      every: int = 20_000) -> Iterator[Transaction]:
-    """Valid transactions of a JSON Lines file in file (= arrival) order, bad lines skipped.
+                      every: int = 20_000, rejected: list[int] | None = None) -> Iterator[Transaction]:
+    """Valid transactions of a JSON Lines file in file (= arrival) order, bad lines skipped (their
+    line numbers appended to `rejected`, so that the caller can say how many).
 
     For replays (training, backtests); the detector's runners dead-letter bad lines instead.
     """
@@ -180,4 +185,5 @@ def iter_transactions(path: str, progress: Callable[[int], None] | None = None,
         try:
             yield decode(raw)
         except BadRecord:
-            continue
+            if rejected is not None:
+                rejected.append(n)

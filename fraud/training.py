@@ -66,6 +66,7 @@ class FeatureRows:
     tx_ids: list[str]
     ts: np.ndarray          # event time, epoch ms
     card_ids: list[str]
+    rejected: int = 0       # invalid records skipped
 
 
 def replay(tx_path: str, features: list[str], settings: DetectorSettings = DetectorSettings(),
@@ -79,8 +80,9 @@ def replay(tx_path: str, features: list[str], settings: DetectorSettings = Detec
     card_ids: list[str] = []
     ts = array("q")
     vec = det.vector
+    rejected: list[int] = []
     try:
-        for tx in iter_transactions(tx_path, progress):
+        for tx in iter_transactions(tx_path, progress, rejected=rejected):
             det.update(tx)
             flat.extend([vec[s] for s in slots])
             tx_ids.append(tx.tx_id)
@@ -91,7 +93,7 @@ def replay(tx_path: str, features: list[str], settings: DetectorSettings = Detec
     X = np.frombuffer(flat, dtype=np.float64).reshape(-1, len(features)) if tx_ids else \
         np.empty((0, len(features)))
     return FeatureRows(X, tx_ids, np.frombuffer(ts, dtype=np.int64) if tx_ids else np.empty(0, np.int64),
-                       card_ids)
+                       card_ids, len(rejected))
 
 
 def file_digest(path: str) -> str:
@@ -250,7 +252,9 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
             "labels": Path(labels_path).name, "labels_sha256": file_digest(labels_path),
             "feedback": Path(feedback_path).name if feedback_path else None,
             "feedback_sha256": file_digest(feedback_path) if feedback_path else None,
-            "rows_replayed": len(rows.tx_ids), "rows_labelled_used": int(len(y)),
+            "rows_replayed": len(rows.tx_ids), "invalid_records_skipped": rows.rejected,
+            "feedback_reports_skipped": feedback.rejected if feedback else 0,
+            "rows_labelled_used": int(len(y)),
             "frauds": int(y.sum()), "warmup_days": warmup_days,
             "event_time_range_ms": [int(rows.ts.min()), int(rows.ts.max())],
         },

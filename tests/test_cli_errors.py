@@ -76,6 +76,15 @@ def error_cases(f: dict, d: Path) -> dict:
                                 "--no-model"],
         "simulate_output_not_writable": ["simulate", "--out", str(Path(f["a_file"]) / "x.jsonl"),
                                          "--labels", str(d / "y.jsonl"), "--cards", "50", "--days", "3"],
+        "output_is_input": ["detect", "--input", f["tx"], "--output", f["tx"], "--no-model"],
+        "dead_letter_is_input": ["detect", "--input", f["tx"], "--output", out, "--dead-letter", f["tx"],
+                                 "--no-model"],
+        "simulate_labels_over_out": ["simulate", "--out", str(d / "same.jsonl"), "--labels", str(d / "same.jsonl"),
+                                     "--cards", "50", "--days", "3"],
+        "evaluate_json_over_labels": ["evaluate", "--decisions", f["tx"], "--labels", f["labels"],
+                                      "--json", f["labels"]],
+        "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
+        "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
     }
 
 
@@ -115,6 +124,8 @@ ERROR_NAMES = [
     "invalid_rules_yaml", "rules_unknown_feature", "backtest_invalid_rules_yaml", "rules_huge_value",
     "config_unknown_field", "config_bad_duration", "missing_model_dir",
     "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
+    "output_is_input", "dead_letter_is_input", "simulate_labels_over_out", "evaluate_json_over_labels",
+    "input_is_directory", "model_and_no_model",
 ]
 
 
@@ -138,6 +149,13 @@ def test_error_is_one_line(results, name):
     ("rules_unknown_feature", ["unknown_feature.yaml", "odd", "when.all[1].feature", "median_1h"]),
     ("config_unknown_field", ["pipeline.yaml", "watermark_bonud"]),
     ("config_bad_duration", ["pipeline2.yaml", "watermark_bound"]),
+    ("output_is_input", ["--output", "--input", "same file"]),
+    ("dead_letter_is_input", ["--dead-letter", "--input"]),
+    ("simulate_labels_over_out", ["--labels", "--out"]),
+    ("evaluate_json_over_labels", ["--json", "--labels"]),
+    ("input_is_directory", ["is a directory"]),
+    ("model_and_no_model", ["--model", "--no-model"]),
+    ("output_not_writable", ["a_file"]),
 ])
 def test_error_names_the_culprit(results, name, words):
     msg = results[f"err:{name}"].stderr
@@ -146,7 +164,11 @@ def test_error_names_the_culprit(results, name, words):
 
 
 def test_errors_write_no_output(results):
-    assert not (results["dir"] / "out.jsonl").exists()
+    d = results["dir"]
+    assert not (d / "out.jsonl").exists()
+    assert not (d / "same.jsonl").exists()
+    assert (d / "tx.jsonl").read_text() == VALID_TX + "\n"  # an input named as an output is untouched
+    assert (d / "labels.jsonl").read_text().startswith('{"tx_id": "t1"')
 
 
 def test_simulate_writes_files(results):

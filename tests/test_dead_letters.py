@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from fraud.detector import Detector
-from fraud.embedded import default_dead_letter_path, mask_pans, run_file
+from fraud.embedded import default_dead_letter_path, run_file
+from fraud.redact import looks_like_pan, mask_pans
 from fraud.rules import load_rules
 from fraud.state_store import StateStore
 
@@ -97,7 +98,7 @@ def test_mixed_file(tmp_path):
     assert PAN not in pan_dead["record"]
     assert "************1111" in pan_dead["record"]
     assert pan_dead["record"] == pan_line.replace(PAN, "*" * 12 + "1111")
-    assert "amount" in pan_dead["error"]
+    assert "card token" in pan_dead["error"]  # checked before the bad amount
 
 
 def test_reasons_name_the_problem(tmp_path):
@@ -160,6 +161,37 @@ def test_out_of_range_event_time_is_a_dead_letter_not_a_crash(tmp_path):
 ])
 def test_mask_pans(raw, expected):
     assert mask_pans(raw) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("4111111111111111", True), ("4111 1111 1111 1111", True), ("4111-1111-1111-1111", True),
+    ("6011000990139424124", True), ("4111111111111112", False), ("card_4111111111111111", False),
+    ("123456789012", False), ("1767225600000", False), ("customer_12", False), ("7", False),
+])
+def test_looks_like_pan(value, expected):
+    assert looks_like_pan(value) is expected
+
+
+def test_card_numbers_never_reach_outputs_in_clear(tmp_path):
+    """A raw card number as card_id is refused (card ids are tokens); one quoted back in an error
+    message is masked like the record itself."""
+    spaced = "4111 1111 1111 1111"
+    lines = [valid(0),
+             json.dumps({"tx_id": "pan_card", "card_id": PAN, "merchant_id": "m", "amount": 1.0,
+                         "event_time": 1767614400000}),
+             json.dumps({"tx_id": "pan_spaced", "card_id": spaced, "merchant_id": "m", "amount": 1.0,
+                         "event_time": 1767614400000}),
+             json.dumps({"tx_id": "pan_time", "card_id": "card_1", "merchant_id": "m", "amount": 1.0,
+                         "event_time": PAN}),
+             valid(1)]
+    stats, decisions, dead = run(tmp_path, lines)
+    assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_1"]
+    assert [d["line"] for d in dead] == [2, 3, 4]
+    assert "card token" in dead[0]["error"] and "card token" in dead[1]["error"]
+    assert "1111" in dead[2]["error"]  # the masked value is still quoted, its last four digits only
+    for name in ("out.jsonl", "bad.jsonl"):
+        text = (tmp_path / name).read_text()
+        assert PAN not in text and spaced not in text, name
 
 
 def test_default_dead_letter_path():

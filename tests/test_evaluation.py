@@ -40,6 +40,27 @@ def test_card_precision_hand_example():
     assert card_precision_at_k(days, cards, scores, y, k=3) == pytest.approx(2 / 3)
 
 
+def test_card_precision_removing_detected_cards():
+    """The handbook's variant: a defrauded card caught in a day's top k leaves later days' rankings."""
+    rows = [
+        (0, "A", 0.9, 1), (0, "B", 0.1, 0),
+        (1, "A", 0.9, 1), (1, "B", 0.8, 0), (1, "C", 0.7, 1),
+        (2, "A", 0.9, 0), (2, "C", 0.2, 1), (2, "D", 0.1, 0),
+    ]
+    days = np.array([r[0] for r in rows])
+    cards = [r[1] for r in rows]
+    scores = np.array([r[2] for r in rows])
+    y = np.array([r[3] for r in rows])
+    # without removal: day 0 A -> 1, day 1 A -> 1, day 2 A (genuine today) -> 0
+    assert card_precision_at_k(days, cards, scores, y, k=1) == pytest.approx(2 / 3)
+    # with removal: day 0 A -> 1 (detected); day 1 B -> 0; day 2 C -> 1 (A is gone)
+    assert card_precision_at_k(days, cards, scores, y, k=1, remove_detected=True) == pytest.approx(2 / 3)
+    # k=2 with removal: day 0 A, B -> 1/2; day 1 B, C -> 1/2 (C detected); day 2 D only -> 0
+    assert card_precision_at_k(days, cards, scores, y, k=2, remove_detected=True) == pytest.approx(1 / 3)
+    # k=2 without removal: day 0 A, B; day 1 A, B; day 2 A, C -> 1/2 each day
+    assert card_precision_at_k(days, cards, scores, y, k=2) == pytest.approx(1 / 2)
+
+
 def test_card_precision_order_independent():
     rng = np.random.default_rng(1)
     n = 200
