@@ -401,10 +401,12 @@ def demo(
 def main() -> None:
     """Console entry point: usage errors and user errors become one line on stderr, exit status 2."""
     command = typer.main.get_command(app)
+    sub = next((a for a in sys.argv[1:] if a in getattr(command, "commands", {})), None)
+    prog = f"fraud {sub}" if sub else "fraud"  # the same prefix as click's usage errors
     try:
         rv = command.main(prog_name="fraud", standalone_mode=False)
     except UserError as exc:
-        print(f"fraud: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("fraud: aborted", file=sys.stderr)
@@ -419,7 +421,7 @@ def main() -> None:
         reason = exc.strerror or str(exc)
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
             reason = "a file is in the way of a directory on this path"
-        print(f"fraud: error: {where}{reason}", file=sys.stderr)
+        print(f"{prog}: error: {where}{reason}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
         # click's ClickException (typer ships its own copy of click): usage errors, bad values.

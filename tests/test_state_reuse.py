@@ -30,7 +30,7 @@ def _refused(r, *words):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     line, = r.stderr.splitlines()
-    assert line.startswith("fraud: error:")
+    assert line.startswith("fraud detect: error:")
     for w in words:
         assert w in line, line
 

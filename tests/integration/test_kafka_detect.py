@@ -304,3 +304,28 @@ def test_sigterm_finishes_the_batch_commits_and_resumes(stream, reference, tmp_p
     w = worker(tmp_path, inp, out, group, "polite")
     finish(w, tmp_path / "polite.log", 180)
     assert_exactly_once_and_equal(decisions(out), reference)
+
+
+def test_card_numbers_stay_masked_on_kafka(tmp_path):
+    """A raw card number as card_id (and so as the message key) is dead-lettered, never decided; the
+    dead letter's key, `error` header and value carry it masked only."""
+    pan = "4111111111111111"
+    lines = [
+        {"tx_id": "ok", "card_id": "card_a", "merchant_id": "m", "amount": 5.0, "event_time": 1767614400000},
+        {"tx_id": "pan_card", "card_id": pan, "merchant_id": "m", "amount": 5.0, "event_time": 1767614401000},
+        {"tx_id": "pan_time", "card_id": "card_b", "merchant_id": "m", "amount": 5.0, "event_time": pan},
+    ]
+    src = tmp_path / "pan.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    inp, out = _topic("pan"), _topic("dec")
+    produce_file(src, inp)
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "pan")
+    finish(w, tmp_path / "pan.log", 120)
+    assert [d["tx_id"] for d in decisions(out)] == ["ok"]
+    dead = [m for m in read_committed("transactions.dlq") if orjson.loads(m.value())["topic"] == inp]
+    assert len(dead) == 2
+    for m in dead:
+        raw = (m.key() or b"") + m.value() + b"".join(v for _, v in m.headers())
+        assert pan.encode() not in raw, raw
+        assert b"1111" in raw
+    assert pan not in (tmp_path / "pan.log").read_text(errors="replace")
