@@ -102,8 +102,9 @@ class Detector:
             self.plan.merchants.add(tx.merchant_id, tx.card_id, t)
         return late
 
-    def score(self) -> tuple[str, float, float | None, list[str]]:
-        """Rules and model over `self.vector`: (decision, score, model_score, fired rule names)."""
+    def rules_fired(self) -> tuple[list[str], int]:
+        """The rules that fire on `self.vector`, and the most severe action among them (0 allow,
+        1 review, 2 block)."""
         v = self.vector
         fired: list[str] = []
         severity = 0
@@ -112,27 +113,33 @@ class Detector:
                 fired.append(name)
                 if sev > severity:
                     severity = sev
-        if self.model is not None:
-            model_score = self.model.score(v)
-            score = model_score
-        else:
-            model_score = None
-            score = 0.0
+        return fired, severity
+
+    def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
+        """(decision, score) from the fired rules' severity and the model's probability."""
+        score = 0.0 if model_score is None else model_score
         # The score never contradicts the decision: a fired rule lifts it to its action's threshold.
         if severity == 2 and score < self._block:
             score = self._block
         elif severity == 1 and score < self._review:
             score = self._review
         if score >= self._block:
-            return "block", score, model_score, fired
+            return "block", score
         if score >= self._review:
-            return "review", score, model_score, fired
-        return ACTIONS[severity], score, model_score, fired
+            return "review", score
+        return ACTIONS[severity], score
 
-    def process(self, tx: Transaction, arrived_ns: int, now_ns) -> dict:
-        """Decide one transaction; `now_ns` is the clock (injected so latency measures the same way everywhere)."""
-        late = self.update(tx)
-        decision, score, model_score, fired = self.score()
+    def score(self) -> tuple[str, float, float | None, list[str]]:
+        """Rules and model over `self.vector`: (decision, score, model_score, fired rule names)."""
+        fired, severity = self.rules_fired()
+        model_score = self.model.score(self.vector) if self.model is not None else None
+        decision, score = self.decide(severity, model_score)
+        return decision, score, model_score, fired
+
+    def decision(self, tx: Transaction, late: bool, fired: list[str], severity: int,
+                 model_score: float | None, arrived_ns: int, now_ns) -> dict:
+        """The decision record; `now_ns` is the clock (injected so latency measures the same way everywhere)."""
+        decision, score = self.decide(severity, model_score)
         return {
             "tx_id": tx.tx_id,
             "card_id": tx.card_id,
@@ -144,6 +151,14 @@ class Detector:
             "latency_ms": round((now_ns() - arrived_ns) / 1e6, 4),
             "late": late,
         }
+
+    def process(self, tx: Transaction, arrived_ns: int, now_ns) -> dict:
+        """Decide one transaction, event at a time (a Kafka batch scores its rows together instead:
+        `update`, `rules_fired`, `FastModel.score_rows`, `decision`; the same decisions)."""
+        late = self.update(tx)
+        fired, severity = self.rules_fired()
+        model_score = self.model.score(self.vector) if self.model is not None else None
+        return self.decision(tx, late, fired, severity, model_score, arrived_ns, now_ns)
 
     def history_cutoff(self) -> int:
         """Events older than this can no longer fall in any window of any transaction still to be

@@ -52,6 +52,52 @@ def _walk(trees: list[list[tuple]], x: list[float]) -> float:
     return total
 
 
+def _flatten(compiled: list[list[tuple]]) -> tuple:
+    """All trees of one part as flat node arrays, for scoring many rows at once: feature slot,
+    threshold (a leaf's value for a leaf), the three children as global node numbers (a leaf points
+    to itself, so extra steps stay put), the roots, and the deepest path."""
+    feat, thr, left, right, miss, roots = [], [], [], [], [], []
+    depth = 0
+    for nodes in compiled:
+        o = len(feat)
+        roots.append(o)
+        for i, (f, t, lc, rc, mc) in enumerate(nodes):
+            feat.append(f)
+            thr.append(t)
+            if f < 0:
+                lc = rc = mc = i
+            left.append(o + lc)
+            right.append(o + rc)
+            miss.append(o + mc)
+        stack = [(0, 0)]
+        while stack:
+            i, d = stack.pop()
+            if nodes[i][0] < 0:
+                depth = max(depth, d)
+            else:
+                stack += [(nodes[i][2], d + 1), (nodes[i][3], d + 1)]
+    return (np.array(feat, dtype=np.intp), np.array(thr, dtype=np.float64), np.array(left, dtype=np.intp),
+            np.array(right, dtype=np.intp), np.array(miss, dtype=np.intp), np.array(roots, dtype=np.intp), depth)
+
+
+def _walk_rows(flat: tuple, X: np.ndarray) -> np.ndarray:
+    """`_walk` for every row of X at once: all trees step together, one level per pass. The leaf
+    values are added tree by tree in the same order as `_walk`, so each row's sum is bitwise equal."""
+    feat, thr, left, right, miss, roots, depth = flat
+    n = X.shape[0]
+    idx = np.repeat(roots[:, None], n, axis=1)
+    rows = np.arange(n)[None, :]
+    for _ in range(depth):
+        v = X[rows, feat[idx]]  # a leaf's slot -1 reads some column: its children are itself
+        t = thr[idx]
+        idx = np.where(v <= t, left[idx], np.where(v > t, right[idx], miss[idx]))
+    leaves = thr[idx]
+    total = np.zeros(n)
+    for row in leaves:
+        total += row
+    return total
+
+
 class FastModel:
     """P(fraud | features) = forest_weight * mean(forest leaves) + (1 - forest_weight) * sigmoid(baseline
     + sum(boosted leaves)); without a forest, the boosted part alone."""
@@ -75,11 +121,13 @@ class FastModel:
             raise ValueError(f"forest weight {self.forest_weight} outside [0, 1]")
         self._forest_scale = self.forest_weight / len(self._forest) if self._forest else 0.0
         self._bound = (_compile(self._boosted), _compile(self._forest))
+        self._flat: tuple | None = None
 
     def bind(self, index: dict[str, int]) -> None:
         """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's vector."""
         remap = [index[f] for f in self.features]
         self._bound = (_compile(self._boosted, remap), _compile(self._forest, remap))
+        self._flat = None
 
     def score(self, x: list[float]) -> float:
         """P(fraud) for one feature vector (NaN = missing)."""
@@ -89,6 +137,22 @@ class FastModel:
         if forest:
             return self._forest_scale * _walk(forest, x) + (1.0 - self.forest_weight) * p
         return p
+
+    def score_rows(self, X: np.ndarray) -> list[float]:
+        """`score` of every row of X (rows of feature vectors as `score` reads them), bitwise equal to
+        calling it row by row; many times faster on a few hundred rows (a Kafka batch): the trees are
+        walked by numpy, one level of all trees and rows per step."""
+        if self._flat is None:
+            boosted, forest = self._bound
+            self._flat = (_flatten(boosted), _flatten(forest) if forest else None)
+        flat_boosted, flat_forest = self._flat
+        raw = (self.baseline + _walk_rows(flat_boosted, X)).tolist()
+        exp = math.exp
+        p = [0.0 if r < -700.0 else 1.0 / (1.0 + exp(-r)) for r in raw]
+        if flat_forest is None:
+            return p
+        blended = self._forest_scale * _walk_rows(flat_forest, X) + (1.0 - self.forest_weight) * np.array(p)
+        return blended.tolist()
 
 
 def _threshold(t: float) -> float | str:
