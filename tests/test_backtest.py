@@ -1,0 +1,38 @@
+"""`fraud backtest` decides with the same code as `fraud detect` (its model scores rows in chunks):
+its rates equal those of the detector's own decisions over the same stream."""
+
+import orjson
+import pytest
+
+from fraud.backtest import backtest
+from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.detector import Detector
+from fraud.embedded import run_file
+from fraud.model import load_model
+from fraud.rules import load_rules
+from fraud.state_store import StateStore
+
+
+def test_backtest_rates_equal_the_detectors_decisions(small_stream, tmp_path):
+    rules, model = load_rules(DEFAULT_RULES), load_model(DEFAULT_MODEL)
+    result = backtest(rules, str(small_stream["tx"]), str(small_stream["labels"]), model)
+    store = StateStore(None)
+    try:
+        run_file(Detector(store, rules=rules, model=load_model(DEFAULT_MODEL)), str(small_stream["tx"]),
+                 str(tmp_path / "d.jsonl"), str(tmp_path / "bad.jsonl"))
+    finally:
+        store.close()
+    labels = {r["tx_id"]: r["is_fraud"] for r in map(orjson.loads, open(small_stream["labels"], "rb"))}
+    decisions = [d for d in map(orjson.loads, open(tmp_path / "d.jsonl", "rb")) if d["tx_id"] in labels]
+    n = len(decisions)
+    frauds = sum(labels[d["tx_id"]] for d in decisions)
+    assert result["transactions"] == n and result["frauds"] == frauds
+    block = [d for d in decisions if d["decision"] == "block"]
+    alert = [d for d in decisions if d["decision"] != "allow"]
+    wm = result["with_model"]
+    assert wm["block_rate"] == pytest.approx(len(block) / n, abs=0)
+    assert wm["block_or_review_rate"] == pytest.approx(len(alert) / n, abs=0)
+    assert wm["block_recall"] == pytest.approx(sum(labels[d["tx_id"]] for d in block) / frauds, abs=0)
+    hits = {name: sum(name in d["rules"] for d in decisions) for name in result["rules"]}
+    assert {name: s["hits"] for name, s in result["rules"].items()} == hits
+    assert len(block) > 0 and len(alert) > len(block)
