@@ -25,18 +25,23 @@ def _need_file(path: str, what: str) -> None:
 
 def _distinct_files(**paths: Optional[str]) -> None:
     """Refuse to write over an input, or two outputs into one file (devices such as /dev/null and
-    stdout '-' may repeat). Keyword names are the options, `dead_letter` for `--dead-letter`."""
-    seen: dict[str, str] = {}
+    stdout '-' may repeat). Keyword names are the options (`dead_letter` for `--dead-letter`); a file
+    is the same through a symlink or a hard link."""
+    seen: dict[object, str] = {}
     for name, path in paths.items():
         if not path or path == "-":
             continue
-        real = os.path.realpath(path)
-        if os.path.exists(real) and not os.path.isfile(real):
-            continue
+        if os.path.exists(path):
+            st = os.stat(path)
+            if not os.path.isfile(path):
+                continue
+            key: object = (st.st_dev, st.st_ino)
+        else:
+            key = os.path.realpath(path)
         option = "--" + name.replace("_", "-")
-        if real in seen:
-            raise UserError(f"{option} and {seen[real]} are the same file: {path}")
-        seen[real] = option
+        if key in seen:
+            raise UserError(f"{option} and {seen[key]} are the same file: {path}")
+        seen[key] = option
 
 
 def _run_id(model_json: Optional[str], rules: str, settings: object, feedback: Optional[str]) -> str:
@@ -219,7 +224,9 @@ def detect(
         _need_file(feedback, "feedback file")
     litter = dead_letter is None and default_dead_letter_path(output) == "rejected.jsonl" and not state
     dead_letter = dead_letter or default_dead_letter_path(output)
-    _distinct_files(input=input, feedback=feedback, output=output, dead_letter=dead_letter)
+    _distinct_files(input=input, feedback=feedback, rules=rules, config=config,
+                    model=str(Path(model) / "model.json") if model else None, output=output,
+                    dead_letter=dead_letter)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     reports = _load_feedback(feedback)
@@ -320,7 +327,8 @@ def backtest(
 
     _need_file(transactions, "transactions file")
     _need_file(labels, "labels file")
-    _distinct_files(transactions=transactions, labels=labels, rules=rules, feedback=feedback, json=json_out)
+    _distinct_files(transactions=transactions, labels=labels, rules=rules, feedback=feedback, config=config,
+                    model=str(Path(model) / "model.json") if model else None, json=json_out)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     with progress_bar("backtest", None) as update:

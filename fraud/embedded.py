@@ -9,6 +9,7 @@ and produced again, so an interrupted run ends with exactly the bytes of an unin
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import sys
@@ -83,6 +84,22 @@ def _rebuild_merchants(detector: Detector, src: BinaryIO, offset: int) -> None:
         table.add(tx.merchant_id, tx.card_id, tx.ts)
 
 
+def _where(path: str) -> str:
+    """A file's identity in a checkpoint: its real path (symlinks resolved), '-' for stdin/stdout."""
+    return path if path == "-" else os.path.realpath(path)
+
+
+def _input_digest(path: str, offset: int) -> str:
+    """SHA-256 of the first and the last 4 KiB before `offset`: the same file up to the checkpoint,
+    not another one copied over the same path."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(min(offset, 4096)))
+        f.seek(max(0, offset - 4096))
+        h.update(f.read(min(offset, 4096)))
+    return h.hexdigest()
+
+
 def resume_point(meta: dict | None, state_dir: str, input_path: str, output_path: str,
                  dead_letter_path: str, run_id: str | None) -> dict | None:
     """The checkpoint to resume from (None: a fresh store), or a UserError when the store belongs
@@ -96,18 +113,19 @@ def resume_point(meta: dict | None, state_dir: str, input_path: str, output_path
     where = f"{state_dir} holds the checkpoint of a run over {cp['path']} (at line {cp['line']:,})"
     if input_path == "-":
         raise UserError(f"{where}; a run over stdin cannot resume it: {fresh}")
-    if cp["path"] != os.path.abspath(input_path):
+    if cp["path"] != _where(input_path):
         raise UserError(f"{where}: rerun with that --input to resume it, or {fresh}")
-    if os.path.getsize(input_path) < cp["offset"]:
-        raise UserError(f"{where}, but the file is now shorter than at that line: {fresh}")
+    if os.path.getsize(input_path) < cp["offset"] or cp.get("input_digest", _input_digest(input_path, cp["offset"])) \
+            != _input_digest(input_path, cp["offset"]):
+        raise UserError(f"{where}, but the file's content up to that line has changed since: {fresh}")
     if run_id is not None and cp.get("run") not in (None, run_id):
         raise UserError(f"{where} with another model, rules, settings or feedback file; resuming would "
                         f"mix decisions of both: {fresh}")
     for path, key, option in ((output_path, "output", "--output"), (dead_letter_path, "dead_letter", "--dead-letter")):
+        if cp.get(key) not in (None, _where(path)):
+            raise UserError(f"{where}, whose {option} was {cp[key]}: resume with the same {option}, or {fresh}")
         if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
             continue
-        if cp.get(key) not in (None, os.path.abspath(path)):
-            raise UserError(f"{where}, whose {option} was {cp[key]}: resume with the same {option}, or {fresh}")
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if size < cp[key + "_offset"]:
             raise UserError(f"{where}, but {path} is shorter than it was then (moved or edited): {fresh}")
@@ -152,8 +170,9 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
             os.fsync(f.fileno())
         if input_path != "-":
             store.checkpoint({**detector.checkpoint_meta(), "input": {
-                "path": os.path.abspath(input_path), "offset": offset, "line": line_no, "run": run_id,
-                "output": os.path.abspath(output_path), "dead_letter": os.path.abspath(dead_letter_path),
+                "path": _where(input_path), "offset": offset, "line": line_no, "run": run_id,
+                "input_digest": _input_digest(input_path, offset),
+                "output": _where(output_path), "dead_letter": _where(dead_letter_path),
                 "output_offset": out.tell() if out in synced else 0,
                 "dead_letter_offset": dlq.tell() if dlq in synced else 0}})
 

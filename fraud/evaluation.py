@@ -16,6 +16,7 @@ import orjson
 
 from .errors import UserError
 from .records import BadRecord, iter_lines, parse_time
+from .redact import mask_text
 
 DAY_MS = 86_400_000
 
@@ -37,7 +38,7 @@ def load_labels_full(path: str) -> dict[str, tuple[int, str | None]]:
                 raise ValueError
             out[rec["tx_id"]] = (is_fraud, rec.get("scenario"))
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"{path}: label needs tx_id and is_fraud 0|1: {str(rec)[:80]}") from None
+            raise UserError(f"{path}: label needs tx_id and is_fraud 0|1: {mask_text(str(rec)[:80])}") from None
     return out
 
 

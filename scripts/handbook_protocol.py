@@ -9,7 +9,7 @@ With `--simulator fraudstream` the same protocol runs on our own simulator (`--c
 its five scenarios, late arrivals), for out-of-time figures on a second, different kind of stream.
 
 Prints ROC AUC, average precision and card precision@100 on the test week, computed as the handbook's
-code does: on test day T, cards with a fraud between the start of training and day T - 8 (known
+code does (equal scores aside: we break card ties by card id, its pandas sort arbitrarily): on test day T, cards with a fraud between the start of training and day T - 8 (known
 through the delay) are left out, and card precision@100 removes a defrauded card from the following
 days' rankings once a day's top 100 has caught it (also printed without that removal). For
 fraudstream and, on the same data and split, for the handbook's baseline: a random forest on its standard features (card count and

@@ -42,6 +42,8 @@ def setup_files(d: Path) -> dict:
     f["bad_duration"].write_text("detector:\n  watermark_bound: five seconds\n")
     f["a_file"] = d / "a_file"
     f["a_file"].write_text("")
+    f["tx_link"] = d / "tx_hardlink.jsonl"
+    f["tx_link"].hardlink_to(f["tx"])
     return {k: str(v) for k, v in f.items()}
 
 
@@ -83,6 +85,9 @@ def error_cases(f: dict, d: Path) -> dict:
                                      "--cards", "50", "--days", "3"],
         "evaluate_json_over_labels": ["evaluate", "--decisions", f["tx"], "--labels", f["labels"],
                                       "--json", f["labels"]],
+        "output_is_rules": ["detect", "--input", f["tx"], "--output", f["bad_yaml"], "--rules", f["bad_yaml"],
+                            "--no-model"],
+        "output_hard_link_to_input": ["detect", "--input", f["tx"], "--output", f["tx_link"], "--no-model"],
         "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
         "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
     }
@@ -125,7 +130,7 @@ ERROR_NAMES = [
     "config_unknown_field", "config_bad_duration", "missing_model_dir",
     "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
     "output_is_input", "dead_letter_is_input", "simulate_labels_over_out", "evaluate_json_over_labels",
-    "input_is_directory", "model_and_no_model",
+    "input_is_directory", "model_and_no_model", "output_is_rules", "output_hard_link_to_input",
 ]
 
 
@@ -154,6 +159,8 @@ def test_error_is_one_line(results, name):
     ("simulate_labels_over_out", ["--labels", "--out"]),
     ("evaluate_json_over_labels", ["--json", "--labels"]),
     ("input_is_directory", ["is a directory"]),
+    ("output_is_rules", ["--output", "--rules"]),
+    ("output_hard_link_to_input", ["--output", "--input"]),
     ("model_and_no_model", ["--model", "--no-model"]),
     ("output_not_writable", ["a_file"]),
 ])

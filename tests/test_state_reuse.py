@@ -94,3 +94,31 @@ def test_outputs_to_a_pipe_and_to_dev_null(small_stream, tmp_path):
               "--no-model", "--state", tmp_path / "st")
     assert r.returncode == 0, r.stderr
     assert "decided" in r.stderr
+
+
+def test_another_file_copied_over_the_input_is_refused(small_stream, tmp_path):
+    tx = tmp_path / "tx.jsonl"
+    lines = open(small_stream["tx"], "rb").read().splitlines(keepends=True)
+    tx.write_bytes(b"".join(lines[:3000]))
+    assert fraud("detect", "--input", tx, "--output", tmp_path / "o.jsonl", "--state", tmp_path / "st",
+                 "--no-model").returncode == 0
+    tx.write_bytes(b"".join(lines[1:]))  # longer, and different from the first line on
+    _refused(fraud("detect", "--input", tx, "--output", tmp_path / "o.jsonl", "--state", tmp_path / "st",
+                   "--no-model"), "changed since")
+
+
+def test_the_same_file_through_a_symlink_resumes(small_stream, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    lines = open(small_stream["tx"], "rb").read().splitlines(keepends=True)
+    (real / "tx.jsonl").write_bytes(b"".join(lines[:3000]))
+    (tmp_path / "link").symlink_to(real)
+    assert fraud("detect", "--input", real / "tx.jsonl", "--output", real / "o.jsonl", "--state", real / "st",
+                 "--no-model").returncode == 0
+    with open(real / "tx.jsonl", "ab") as f:  # the stream grows: a rerun decides the new lines only
+        f.write(b"".join(lines[3000:3500]))
+    r = fraud("detect", "--input", "tx.jsonl", "--output", "o.jsonl", "--state", "st", "--no-model",
+              cwd=tmp_path / "link")
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stderr
+    assert len((real / "o.jsonl").read_bytes().splitlines()) == 3500
