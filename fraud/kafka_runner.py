@@ -156,6 +156,8 @@ class KafkaRunner:
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
         self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
+        self._batch_counts: dict[str, int] = {}  # the open transaction's, added to counts once committed
+        self._batch_latencies: list[float] = []
         self._status_n, self._status_t = 0, time.monotonic()
         self._last_sweep = time.monotonic()
 
@@ -421,6 +423,9 @@ class KafkaRunner:
             return
         for t in touched.values():
             t.checkpoint()
+        for k, n in self._batch_counts.items():  # committed: only now do they count
+            self.counts[k] += n
+        self.latencies.extend(self._batch_latencies)
 
     def _decode_batch(self, msgs) -> list:
         """[(message, Transaction or BadRecord, arrival clock)]."""
@@ -451,7 +456,8 @@ class KafkaRunner:
         producer = self.producer
         clock = time.perf_counter_ns
         out_topic, dlq_topic = self.output_topic, self.dlq_topic
-        counts, lat = self.counts, self.latencies
+        counts = self._batch_counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
+        lat = self._batch_latencies = []
         model = self.model
         pending = []
         vectors = []
