@@ -222,8 +222,9 @@ def detect(
     _need_file(input, "input file")
     if feedback:
         _need_file(feedback, "feedback file")
-    litter = dead_letter is None and default_dead_letter_path(output) == "rejected.jsonl" and not state
+    defaulted = dead_letter is None
     dead_letter = dead_letter or default_dead_letter_path(output)
+    litter = defaulted and dead_letter == "rejected.jsonl" and not state
     _distinct_files(input=input, feedback=feedback, rules=rules, config=config,
                     model=str(Path(model) / "model.json") if model else None, output=output,
                     dead_letter=dead_letter)

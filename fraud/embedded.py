@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import sys
 import time
 from array import array
@@ -25,6 +24,7 @@ from .detector import Detector
 from .errors import UserError
 from .records import BadRecord, decode
 from .redact import mask_pans, mask_text
+
 
 def dead_letter(line_no: int, error: str, raw: bytes) -> bytes:
     return orjson.dumps({"line": line_no, "error": mask_text(error),
@@ -46,10 +46,15 @@ class RunStats:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
+def _is_stream(path: str) -> bool:
+    """stdout ('-') or a device/pipe such as /dev/null: written to, never truncated, synced or resumed."""
+    return path == "-" or (os.path.exists(path) and not os.path.isfile(path))
+
+
 def default_dead_letter_path(output: str) -> str:
     """Next to the output (`out.jsonl` -> `out.rejected.jsonl`); `rejected.jsonl` in the working
     directory when the output is stdout or a device such as /dev/null."""
-    if output == "-" or (os.path.exists(output) and not os.path.isfile(output)):
+    if _is_stream(output):
         return "rejected.jsonl"
     p = Path(output)
     stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
@@ -60,7 +65,7 @@ def _open_out(path: str, offset: int | None) -> BinaryIO:
     if path == "-":
         return sys.stdout.buffer
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if offset is None or (os.path.exists(path) and not os.path.isfile(path)):  # /dev/null, a pipe
+    if offset is None or _is_stream(path):
         return open(path, "wb")
     f = open(path, "r+b" if os.path.exists(path) else "wb")
     f.truncate(offset)
@@ -115,8 +120,8 @@ def resume_point(meta: dict | None, state_dir: str, input_path: str, output_path
         raise UserError(f"{where}; a run over stdin cannot resume it: {fresh}")
     if cp["path"] != _where(input_path):
         raise UserError(f"{where}: rerun with that --input to resume it, or {fresh}")
-    if os.path.getsize(input_path) < cp["offset"] or cp.get("input_digest", _input_digest(input_path, cp["offset"])) \
-            != _input_digest(input_path, cp["offset"]):
+    digest = cp.get("input_digest")  # absent in checkpoints written before it was kept
+    if os.path.getsize(input_path) < cp["offset"] or (digest and digest != _input_digest(input_path, cp["offset"])):
         raise UserError(f"{where}, but the file's content up to that line has changed since: {fresh}")
     if run_id is not None and cp.get("run") not in (None, run_id):
         raise UserError(f"{where} with another model, rules, settings or feedback file; resuming would "
@@ -124,7 +129,7 @@ def resume_point(meta: dict | None, state_dir: str, input_path: str, output_path
     for path, key, option in ((output_path, "output", "--output"), (dead_letter_path, "dead_letter", "--dead-letter")):
         if cp.get(key) not in (None, _where(path)):
             raise UserError(f"{where}, whose {option} was {cp[key]}: resume with the same {option}, or {fresh}")
-        if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
+        if _is_stream(path):
             continue
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if size < cp[key + "_offset"]:
@@ -151,7 +156,7 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
     out = _open_out(output_path, resume["output_offset"] if resume else None)
     dlq = _open_out(dead_letter_path, resume["dead_letter_offset"] if resume else None)
     flush_each = input_path == "-"
-    synced = [f for f in (out, dlq) if f is not sys.stdout.buffer and stat.S_ISREG(os.fstat(f.fileno()).st_mode)]
+    synced = [f for f, path in ((out, output_path), (dlq, dead_letter_path)) if not _is_stream(path)]
     if offset and detector.feeds_merchants:
         _rebuild_merchants(detector, src, offset)
     if offset:

@@ -26,7 +26,6 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -46,10 +45,6 @@ from .state_store import StateStore
 
 MARK_EVERY_MS = 60_000  # a replay-bound mark at most every minute of event time
 TXN_CALL_DEADLINE_S = 20.0
-
-
-# Below this many rows a batch is scored row by row (numpy's fixed cost per pass would dominate).
-SCORE_ROWS_FROM = 8
 
 
 class _Stuck(Exception):
@@ -156,8 +151,6 @@ class KafkaRunner:
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
         self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
-        self._batch_counts: dict[str, int] = {}  # the open transaction's, added to counts once committed
-        self._batch_latencies: list[float] = []
         self._status_n, self._status_t = 0, time.monotonic()
         self._last_sweep = time.monotonic()
 
@@ -401,7 +394,7 @@ class KafkaRunner:
         touched: dict[int, PartitionTask] = {}
         producer.begin_transaction()
         try:
-            self._produce_batch(items, touched)
+            batch_counts, batch_latencies = self._produce_batch(items, touched)
         except BufferError:
             self._abort()
             return
@@ -423,9 +416,9 @@ class KafkaRunner:
             return
         for t in touched.values():
             t.checkpoint()
-        for k, n in self._batch_counts.items():  # committed: only now do they count
+        for k, n in batch_counts.items():  # committed: only now do they count
             self.counts[k] += n
-        self.latencies.extend(self._batch_latencies)
+        self.latencies.extend(batch_latencies)
 
     def _decode_batch(self, msgs) -> list:
         """[(message, Transaction or BadRecord, arrival clock)]."""
@@ -444,8 +437,9 @@ class KafkaRunner:
                 items.append((m, exc, arrived))
         return items
 
-    def _produce_batch(self, items: list, touched: dict) -> None:
-        """Decide the batch and produce its outputs into the open transaction.
+    def _produce_batch(self, items: list, touched: dict) -> tuple[dict[str, int], list[float]]:
+        """Decide the batch and produce its outputs into the open transaction; returns its decision
+        counts and latencies, which count once the transaction is committed.
 
         Every transaction first goes through its card state, features and rules in arrival order;
         the model then scores all their feature vectors in one numpy pass (`FastModel.score_rows`,
@@ -456,8 +450,8 @@ class KafkaRunner:
         producer = self.producer
         clock = time.perf_counter_ns
         out_topic, dlq_topic = self.output_topic, self.dlq_topic
-        counts = self._batch_counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
-        lat = self._batch_latencies = []
+        counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
+        lat: list[float] = []
         model = self.model
         pending = []
         vectors = []
@@ -482,17 +476,13 @@ class KafkaRunner:
                 pending.append((det, tx, late, fired, severity, arrived))
             task.after_record(m.offset())
             touched[m.partition()] = task
-        if model is None:
-            scores = [None] * len(pending)
-        elif len(vectors) >= SCORE_ROWS_FROM:
-            scores = model.score_rows(np.array(vectors))
-        else:
-            scores = [model.score(v) for v in vectors]
+        scores = model.score_rows(vectors) if model is not None and vectors else [None] * len(pending)
         for (det, tx, late, fired, severity, arrived), score in zip(pending, scores):
             d = det.decision(tx, late, fired, severity, score, arrived, clock)
             producer.produce(out_topic, key=tx.card_id.encode(), value=orjson.dumps(d))
             counts[d["decision"]] += 1
             lat.append(d["latency_ms"])
+        return counts, lat
 
     def _commit(self) -> None:
         for attempt in range(20):

@@ -20,6 +20,8 @@ from .errors import UserError
 
 FORMAT = "fraudstream-trees/2"
 FORMAT_V1 = "fraudstream-gbt/1"  # boosted trees only; still read
+# Fewer rows than this are walked one by one: numpy's fixed cost per pass would dominate.
+ROWS_AT_ONCE_FROM = 8
 
 
 def _tree(t: dict) -> tuple:
@@ -145,6 +147,8 @@ class FastModel:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError(f"score_rows needs a 2-D array of rows, got shape {X.shape}")
+        if len(X) < ROWS_AT_ONCE_FROM:
+            return [self.score(row) for row in X.tolist()]
         if self._flat is None:
             boosted, forest = self._bound
             self._flat = (_flatten(boosted), _flatten(forest) if forest else None)

@@ -57,7 +57,7 @@ def looks_like_pan(value: str) -> bool:
     underscores, a run of 13-19 digits that is Luhn-valid. Cheap for tokens with fewer than 13
     digits, which is what the check costs per event. (A random 16-digit numeric token passes one
     time in ten: card tokens should not be 13-19 digit numbers.)"""
-    if sum(c.isdigit() for c in value) < 13:
+    if len(value) < 13 or sum(c.isdigit() for c in value) < 13:
         return False
     for run in re.findall(r"\d+", _SEPARATORS.sub("", value)):
         if 13 <= len(run) <= 19 and _luhn_ok(run.encode()):
