@@ -186,21 +186,20 @@ def run_file(detector: Detector, input_path: str, output_path: str, dead_letter_
             arrived = clock()
             line_no += 1
             offset += len(raw)
-            if raw.strip():
-                try:
-                    tx = decode(raw)
-                except BadRecord as exc:
-                    dlq.write(dead_letter(line_no, str(exc), raw) + b"\n")
-                    stats.dead_letters += 1
-                else:
-                    d = process(tx, arrived, clock)
-                    out.write(orjson.dumps(d) + b"\n")
-                    if flush_each:
-                        out.flush()
-                    counts[d["decision"]] += 1
-                    stats.late += d["late"]
-                    lat_append(d["latency_ms"])
-                    stats.records += 1
+            try:
+                tx = decode(raw)
+            except BadRecord as exc:
+                dlq.write(dead_letter(line_no, str(exc), raw) + b"\n")
+                stats.dead_letters += 1
+            else:
+                d = process(tx, arrived, clock)
+                out.write(orjson.dumps(d) + b"\n")
+                if flush_each:
+                    out.flush()
+                counts[d["decision"]] += 1
+                stats.late += d["late"]
+                lat_append(d["latency_ms"])
+                stats.records += 1
             since_checkpoint += 1
             if since_checkpoint >= checkpoint_every:
                 checkpoint()

@@ -154,6 +154,8 @@ def decode(line: bytes | str | None) -> Transaction:
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        if not line.strip():  # only on the error path: a blank line is a malformed record too
+            raise BadRecord("empty record (blank line or empty message)") from None
         raise BadRecord(f"not valid JSON: {exc}") from None
     return validate(rec)
 

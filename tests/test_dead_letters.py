@@ -74,8 +74,9 @@ def test_mixed_file(tmp_path):
             expect_bad[len(lines)] = bad[k]
             k += 1
         if i % 7 == 0:
-            lines.append("")       # blank lines: no decision, no dead letter, but they count as lines
-            lines.append("   ")
+            for blank in ("", "   "):  # blank lines are malformed records too
+                lines.append(blank)
+                expect_bad[len(lines)] = blank
     lines.append(pan_line)
     expect_bad[len(lines)] = pan_line
     lines.append(valid(99))
@@ -86,11 +87,13 @@ def test_mixed_file(tmp_path):
 
     assert [d["tx_id"] for d in decisions] == expect_ok  # one each, in input order
     assert stats.records == len(expect_ok)
-    assert stats.dead_letters == len(expect_bad) == 11
+    assert stats.dead_letters == len(expect_bad) == 11 + 2 * 5
     assert [d["line"] for d in dead] == sorted(expect_bad)
     for d in dead:
         assert set(d) == {"line", "error", "record"}
         assert isinstance(d["error"], str) and d["error"].strip()
+        if not expect_bad[d["line"]].strip():
+            assert d["error"].startswith("empty record")
         assert lines[d["line"] - 1] == expect_bad[d["line"]]
         if d["line"] != max(expect_bad):
             assert d["record"] == mask_pans(expect_bad[d["line"]].encode()).decode()

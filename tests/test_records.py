@@ -141,10 +141,15 @@ def reason(raw) -> str:
     return msg
 
 
-@pytest.mark.parametrize("raw", [b"this is not JSON", b"", b"{", b'{"tx_id": "t1",',
+@pytest.mark.parametrize("raw", [b"this is not JSON", b"{", b'{"tx_id": "t1",',
                                  b"{'tx_id': 't1'}", b"\xff\xfe\x00", line()[:-1]])
 def test_not_json(raw):
     assert "json" in reason(raw).lower()
+
+
+@pytest.mark.parametrize("raw", [b"", b"\n", b"  \r\n", "\t"])
+def test_blank_is_an_empty_record(raw):
+    assert reason(raw).startswith("empty record")
 
 
 @pytest.mark.parametrize("raw, kind", [(b'["t1", "c1", "m1", 12.5, 1]', "list"), (b'"t1"', "str"),
