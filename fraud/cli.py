@@ -206,6 +206,10 @@ def detect(
                                            help="Kafka: this worker's name, unique in the group (default: host name)"),
     stop_when_idle: Optional[float] = typer.Option(None, "--stop-when-idle", min=0.0,
                                                    help="Kafka: exit after this many seconds with no input and no lag"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="Kafka: serve Prometheus metrics on http://HOST:PORT/metrics"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                     help="Kafka: address the metrics server listens on (0.0.0.0: all)"),
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
     from .detector import Detector
@@ -215,8 +219,10 @@ def detect(
 
     if kafka:
         _detect_kafka(kafka, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
-                      no_model, state, config, feedback_topic)
+                      no_model, state, config, feedback_topic, metrics_port, metrics_host)
         return
+    if metrics_port is not None:
+        raise UserError("--metrics-port needs --kafka (an embedded run prints its figures when it ends)")
     if input is None or output is None:
         raise UserError("--input and --output are required (or --kafka)")
     _need_file(input, "input file")
@@ -263,7 +269,7 @@ def detect(
 
 
 def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
-                  no_model, state, config, feedback_topic) -> None:
+                  no_model, state, config, feedback_topic, metrics_port, metrics_host) -> None:
     from .config import KAFKA_STATE_DIR
     from .kafka_admin import check_reachable, ensure_topics, topic_partitions
     from .kafka_config import kafka_settings
@@ -288,7 +294,16 @@ def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_wh
     runner = KafkaRunner(settings, cfg, rule_set, fast, state or KAFKA_STATE_DIR, instance=instance,
                          input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle,
                          feedback_topic=fb_topic)
-    counts = runner.run()
+    if metrics_port is not None:
+        from .metrics import WorkerMetrics
+
+        runner.metrics = WorkerMetrics(metrics_port, metrics_host, instance=runner.instance)
+        print(f"metrics on http://{metrics_host}:{runner.metrics.port}/metrics", file=sys.stderr)
+    try:
+        counts = runner.run()
+    finally:
+        if runner.metrics is not None:
+            runner.metrics.close()
     print(f"stopped: block {counts['block']:,}, review {counts['review']:,}, allow {counts['allow']:,}, "
           f"dead letters {counts['dead_letters']:,}, replayed {counts['replayed']:,}", file=sys.stderr)
 

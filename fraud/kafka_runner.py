@@ -25,6 +25,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -42,6 +43,9 @@ from .model import FastModel
 from .records import BadRecord, decode, parse_time
 from .rules import RuleSet
 from .state_store import StateStore
+
+if TYPE_CHECKING:
+    from .metrics import WorkerMetrics
 
 MARK_EVERY_MS = 60_000  # a replay-bound mark at most every minute of event time
 TXN_CALL_DEADLINE_S = 20.0
@@ -144,6 +148,7 @@ class KafkaRunner:
         self.stop_when_idle = stop_when_idle
         self.status = sys.stderr.isatty() if status is None else status
         self.feedback_topic = feedback_topic
+        self.metrics: WorkerMetrics | None = None  # set by the CLI with --metrics-port
         self.feedback = FeedbackIndex()  # global: every worker reads every report
         self.tasks: dict[int, PartitionTask] = {}
         self._stuck_producers: list[Producer] = []
@@ -313,6 +318,7 @@ class KafkaRunner:
         reader.assign([TopicPartition(task.topic, task.partition, task.position)])
         det = task.detector
         part = [TopicPartition(task.topic, task.partition)]
+        replayed_before = self.counts["replayed"]
         try:
             while task.position < until:
                 for m in reader.consume(1000, timeout=1.0):
@@ -336,6 +342,8 @@ class KafkaRunner:
                     task.position = until
         finally:
             reader.close()
+            if self.metrics:
+                self.metrics.replayed.inc(self.counts["replayed"] - replayed_before)
         task.commit_metadata()
         task.checkpoint()
 
@@ -356,8 +364,13 @@ class KafkaRunner:
                 msgs = [] if first is None else \
                     [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
                 now = time.monotonic()
-                if self.status and now - last_status >= 1.0:
-                    self._print_status()
+                if (self.status or self.metrics) and now - last_status >= 1.0:
+                    lag = self._lag()  # one broker round trip a second, for both
+                    if self.metrics:
+                        self.metrics.lag.set(lag)
+                        self.metrics.partitions.set(len(self.tasks))
+                    if self.status:
+                        self._print_status(lag)
                     last_status = now
                 if not msgs:
                     if self.stop_when_idle is not None and now - idle_since >= self.stop_when_idle \
@@ -419,6 +432,8 @@ class KafkaRunner:
         for k, n in batch_counts.items():  # committed: only now do they count
             self.counts[k] += n
         self.latencies.extend(batch_latencies)
+        if self.metrics:
+            self.metrics.batch_committed(batch_counts, batch_latencies)
 
     def _decode_batch(self, msgs) -> list:
         """[(message, Transaction or BadRecord, arrival clock)]."""
@@ -519,6 +534,8 @@ class KafkaRunner:
         Kafka, not the local checkpoint, is the truth here: a commit whose reply was lost may have
         succeeded, and then its records must not be decided again.
         """
+        if self.metrics:
+            self.metrics.aborted.inc()
         parts = [TopicPartition(t.topic, t.partition) for t in self.tasks.values()]
         for task in self.tasks.values():
             task.close()  # in-memory changes since the last checkpoint are dropped
@@ -546,7 +563,7 @@ class KafkaRunner:
             lag += max(0, high - (task.position or 0))
         return lag
 
-    def _print_status(self) -> None:
+    def _print_status(self, lag: int) -> None:
         c = self.counts
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else 0.0
@@ -556,7 +573,7 @@ class KafkaRunner:
         self._status_n, self._status_t = n, time.monotonic()
         sys.stderr.write(f"\r{rate:8,.0f} tx/s | decided {n:,} (block {c['block']:,}, review {c['review']:,}) "
                          f"| dead {c['dead_letters']:,} | p50 {p50:.2f} ms p99 {p99:.2f} ms "
-                         f"| partitions {sorted(self.tasks)} | lag {self._lag():,}   ")
+                         f"| partitions {sorted(self.tasks)} | lag {lag:,}   ")
         sys.stderr.flush()
 
     def _shutdown(self) -> None:

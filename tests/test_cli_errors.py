@@ -90,6 +90,8 @@ def error_cases(f: dict, d: Path) -> dict:
         "output_hard_link_to_input": ["detect", "--input", f["tx"], "--output", f["tx_link"], "--no-model"],
         "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
         "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
+        "metrics_without_kafka": ["detect", "--input", f["tx"], "--output", out, "--no-model",
+                                  "--metrics-port", "9100"],
     }
 
 
@@ -162,6 +164,7 @@ def test_error_is_one_line(results, name):
     ("output_is_rules", ["--output", "--rules"]),
     ("output_hard_link_to_input", ["--output", "--input"]),
     ("model_and_no_model", ["--model", "--no-model"]),
+    ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
     ("output_not_writable", ["a_file"]),
 ])
 def test_error_names_the_culprit(results, name, words):

@@ -329,3 +329,56 @@ def test_card_numbers_stay_masked_on_kafka(tmp_path):
         assert pan.encode() not in raw, raw
         assert b"1111" in raw
     assert pan not in (tmp_path / "pan.log").read_text(errors="replace")
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """Prometheus text format -> {'name{labels}': value} (comments skipped)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
+    """--metrics-port 0 picks a free port and says which; the counters match the committed output."""
+    good = open(stream, "rb").read().splitlines()[:3000]
+    good = [line for line in good if line.startswith(b"{") and b'"tx_id"' in line][:2500]
+    src = tmp_path / "small.jsonl"
+    src.write_bytes(b"\n".join(good[:1000] + [b"not json"] + good[1000:] + [b"", b'{"tx_id": 1}']) + b"\n")
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(src, inp)
+    log = tmp_path / "metrics.log"
+    w = subprocess.Popen([FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", f"g-{uuid.uuid4().hex[:6]}",
+                          "--input-topic", inp, "--output-topic", out, "--instance", "metered",
+                          "--feedback-topic", f"no-feedback-{uuid.uuid4().hex[:8]}",
+                          "--state", str(tmp_path / "state"), "--metrics-port", "0"],
+                         stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        url, seen = None, {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if url is None:
+                found = re.search(r"metrics on (http://\S+)", log.read_text(errors="replace"))
+                url = found and found.group(1)
+                continue
+            seen = _scrape(url)
+            decided = sum(seen.get(f'fraud_decisions_total{{decision="{k}"}}', 0)
+                          for k in ("allow", "review", "block"))
+            if decided >= len(good) and seen.get("fraud_consumer_lag", 1) == 0:
+                break
+        assert url, log.read_text(errors="replace")[-2000:]
+        assert decided == len(good) == committed_count(out)
+        assert seen["fraud_dead_letters_total"] == 3
+        assert seen["fraud_decision_latency_seconds_count"] == len(good)
+        assert seen["fraud_assigned_partitions"] == 4
+        assert seen["fraud_kafka_transactions_committed_total"] >= 1
+        assert seen['fraud_worker_info{instance="metered"}'] == 1
+    finally:
+        w.send_signal(signal.SIGTERM)
+    assert w.wait(60) == 0, log.read_text(errors="replace")[-2000:]
