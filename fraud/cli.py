@@ -66,6 +66,23 @@ def _load_feedback(path: Optional[str]):
     return reports
 
 
+def _warn_without_feedback(fast, model: Optional[str], source: str) -> None:
+    """A model trained with fraud reports, served without them, sees no known fraud anywhere: its
+    merchant fraud rates are empty and its scores are weaker than its model card says."""
+    from .features import FEEDBACK_FEATURES
+
+    if fast is None or not set(fast.features) & FEEDBACK_FEATURES:
+        return
+    model_dir = Path(model or DEFAULT_MODEL)
+    try:
+        trained_with = orjson.loads((model_dir / "model_card.json").read_bytes())["training_data"]["feedback"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return  # no readable card: nothing to say
+    if trained_with:
+        print(f"fraud: warning: the model in {model_dir} was trained with fraud reports ({trained_with}); "
+              f"without {source} its merchant fraud rates and known-fraud features stay empty", file=sys.stderr)
+
+
 def _detector_parts(model: Optional[str], rules: Optional[str], no_model: bool):
     from .model import load_model
     from .rules import load_rules
@@ -237,6 +254,8 @@ def detect(
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     reports = _load_feedback(feedback)
+    if reports is None:
+        _warn_without_feedback(fast, model, "--feedback")
     run_id = _run_id(str(Path(model or DEFAULT_MODEL) / "model.json") if fast else None,
                      str(rules or DEFAULT_RULES), cfg.detector, feedback)
     store = StateStore(state, cache_size=cfg.cache_cards)
@@ -290,6 +309,7 @@ def _detect_kafka(bootstrap, group, input_topic, output_topic, instance, stop_wh
     rule_set, fast = _detector_parts(model, rules, no_model)
     fb_topic = feedback_topic or settings.topics["feedback"]
     if not topic_partitions(settings, fb_topic):
+        _warn_without_feedback(fast, model, f"the feedback topic ({fb_topic!r} does not exist)")
         fb_topic = None
     runner = KafkaRunner(settings, cfg, rule_set, fast, state or KAFKA_STATE_DIR, instance=instance,
                          input_topic=input_topic, output_topic=output_topic, stop_when_idle=stop_when_idle,

@@ -66,6 +66,10 @@ WINDOW_DOC = ("`<agg>_<window>`: agg in count, sum, avg, min, max, distinct_merc
 _MERCHANT_SLOT = {"merchant_tx_1d": 0, "merchant_tx_7d": 1, "merchant_tx_30d": 2, "merchant_fraud_rate_1d": 3,
                   "merchant_fraud_rate_7d": 4, "merchant_fraud_rate_30d": 5, "merchant_cards_7d": 6}
 MERCHANT_FEATURES = frozenset(_MERCHANT_SLOT)
+# features that only fraud reports (feedback) can fill: without reports they say "no known fraud"
+FEEDBACK_FEATURES = frozenset({"card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d",
+                               "merchant_days_since_known_fraud", "card_days_since_known_fraud",
+                               "merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_30d"})
 
 _COUNT, _SUM, _AVG, _MIN, _MAX, _DISTINCT = range(6)
 _AGG_CODE = {"count": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX,

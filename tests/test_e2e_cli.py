@@ -28,7 +28,8 @@ def test_simulate_train_detect_evaluate_backtest(tmp_path):
     assert card["training_data"]["rows_replayed"] == n_tx
     assert card["validation"]["split"].startswith("time-ordered")
     out = tmp_path / "decisions.jsonl"
-    fraud("detect", "--input", str(tx), "--output", str(out), "--model", str(model))
+    detected = fraud("detect", "--input", str(tx), "--output", str(out), "--model", str(model))
+    assert "warning" not in detected.stderr  # trained without fraud reports: none needed to serve it
     decisions = [orjson.loads(line) for line in open(out, "rb")]
     assert len(decisions) == n_tx
     assert {d["decision"] for d in decisions} <= {"allow", "review", "block"}
@@ -57,3 +58,15 @@ def test_same_input_same_decisions_file_and_stdin(small_stream, tmp_path):
     def strip(path):
         return [{k: v for k, v in orjson.loads(line).items() if k != "latency_ms"} for line in open(path, "rb")]
     assert strip(a) == strip(b)
+
+
+def test_a_model_trained_with_reports_warns_when_served_without_them(small_stream, tmp_path):
+    """The shipped model was trained with fraud reports: without them it still decides everything,
+    but says its fraud-history features are empty."""
+    args = ("detect", "--input", str(small_stream["tx"]))
+    bare = fraud(*args, "--output", str(tmp_path / "a.jsonl"))
+    warning, summary = bare.stderr.splitlines()
+    assert warning.startswith("fraud: warning:") and "--feedback" in warning
+    assert summary.startswith("decided")
+    fed = fraud(*args, "--output", str(tmp_path / "b.jsonl"), "--feedback", str(small_stream["feedback"]))
+    assert "warning" not in fed.stderr
