@@ -12,6 +12,7 @@ import typer
 
 from .config import DEFAULT_MODEL, DEFAULT_RULES, DEMO_DIR, load_config
 from .errors import UserError
+from .redact import mask_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -439,7 +440,10 @@ def demo(
     """The whole story on one machine: simulate, train, detect, evaluate, and print a report."""
     from .demo import run_demo
 
-    run_demo(directory, cards=cards, days=days, seed=seed)
+    try:
+        run_demo(directory, cards=cards, days=days, seed=seed)
+    except ValueError as exc:  # a stream too small to train on
+        raise UserError(f"{exc} (try more --cards or --days)") from None
 
 
 def main() -> None:
@@ -450,7 +454,7 @@ def main() -> None:
     try:
         rv = command.main(prog_name="fraud", standalone_mode=False)
     except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {mask_text(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("fraud: aborted", file=sys.stderr)
@@ -465,7 +469,7 @@ def main() -> None:
         reason = exc.strerror or str(exc)
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
             reason = "a file is in the way of a directory on this path"
-        print(f"{prog}: error: {where}{reason}", file=sys.stderr)
+        print(f"{prog}: error: {mask_text(where + reason)}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
         # click's ClickException (typer ships its own copy of click): usage errors, bad values.

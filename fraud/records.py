@@ -119,9 +119,12 @@ def validate(rec: object) -> Transaction:
         raise BadRecord(f"record must be a JSON object, got {type(rec).__name__}")
     tx_id = _req_str(rec, "tx_id")
     card_id = _req_str(rec, "card_id")
-    if looks_like_pan(card_id):
-        raise BadRecord("card_id is a card number (13-19 digits, Luhn-valid), not a card token")
     merchant_id = _req_str(rec, "merchant_id")
+    # ids are copied into decisions, keys and logs: a card number there would leave in clear
+    for field, value in (("card_id", card_id), ("tx_id", tx_id), ("merchant_id", merchant_id)):
+        if looks_like_pan(value):
+            raise BadRecord(f"{field} is a card number (13-19 digits, Luhn-valid), not a "
+                            f"{'card token' if field == 'card_id' else 'transaction or merchant id'}")
     amount = rec.get("amount")
     if amount is None:
         raise BadRecord("missing required field amount")

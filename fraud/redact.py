@@ -52,14 +52,20 @@ def mask_text(text: str) -> str:
     return mask_pans(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
 
 
+# digits with single separators between them, set apart from letters and digits on both sides
+_DIGIT_STRETCH = re.compile(r"(?<![A-Za-z0-9])[0-9](?:[ ._-]?[0-9])*(?![A-Za-z0-9])")
+
+
 def looks_like_pan(value: str) -> bool:
-    """The value is, or contains, a card number: after dropping whitespace, dots, dashes and
-    underscores, a run of 13-19 digits that is Luhn-valid. Cheap for tokens with fewer than 13
+    """The value is, or contains, a card number: a stretch of digits set apart from letters (the
+    whole value, or between spaces, dots, dashes or underscores) holding 13-19 Luhn-valid digits,
+    also after a stray digit group. Digits inside an alphanumeric token (`c_9a32978791841116`, a
+    hex token) are part of the token, not a card number. Cheap for values with fewer than 13
     digits, which is what the check costs per event. (A random 16-digit numeric token passes one
     time in ten: card tokens should not be 13-19 digit numbers.)"""
     if len(value) < 13 or sum(c.isdigit() for c in value) < 13:
         return False
-    for run in re.findall(r"\d+", _SEPARATORS.sub("", value)):
-        if 13 <= len(run) <= 19 and _luhn_ok(run.encode()):
+    for m in _DIGIT_STRETCH.finditer(_SEPARATORS.sub(" ", value)):
+        if m.end() - m.start() >= 13 and _holds_pan(m.group().encode()):
             return True
     return False

@@ -191,18 +191,19 @@ def train(tx_path: str, labels_path: str, model_dir: str, *, features: list[str]
     if len(idx) < 100:
         raise ValueError(f"{labels_path}: fewer than 100 labelled transactions after the warm-up")
     idx = idx[np.argsort(rows.ts[idx], kind="stable")]
-    # Features the data never carries (no channel or location in a foreign stream) are dropped:
-    # they cannot help, and scikit-learn's binning rejects all-missing columns.
-    present = ~np.all(np.isnan(rows.X[idx]), axis=0)
-    dropped = [f for f, keep in zip(features, present) if not keep]
-    features = [f for f, keep in zip(features, present) if keep]
-    X = rows.X[idx][:, present]
     y = np.array([labels[rows.tx_ids[i]] for i in idx], dtype=np.int64)
     if y.sum() < 10:
         raise ValueError(f"{labels_path}: fewer than 10 frauds among the labelled rows")
     cut = int(len(idx) * (1.0 - valid_fraction))
     while cut < len(y) and y[cut:].sum() < 5 and cut > len(y) // 2:
         cut -= len(y) // 20
+    # Features the data never carries (no channel or location in a foreign stream; no fraud report
+    # yet in the training part of a short stream) are dropped: they cannot help, and scikit-learn's
+    # binning rejects all-missing columns. Judged on the training part, the smallest fit.
+    present = ~np.all(np.isnan(rows.X[idx[:cut]]), axis=0)
+    dropped = [f for f, keep in zip(features, present) if not keep]
+    features = [f for f, keep in zip(features, present) if keep]
+    X = rows.X[idx][:, present]
     Xtr, ytr, Xva, yva = X[:cut], y[:cut], X[cut:], y[cut:]
     if progress:
         progress("fit", 0)

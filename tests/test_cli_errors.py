@@ -90,6 +90,7 @@ def error_cases(f: dict, d: Path) -> dict:
         "output_hard_link_to_input": ["detect", "--input", f["tx"], "--output", f["tx_link"], "--no-model"],
         "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
         "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
+        "demo_too_small": ["demo", "--cards", "50", "--days", "10", "--dir", str(d / "tiny_demo")],
         "metrics_without_kafka": ["detect", "--input", f["tx"], "--output", out, "--no-model",
                                   "--metrics-port", "9100"],
     }
@@ -133,7 +134,14 @@ ERROR_NAMES = [
     "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
     "output_is_input", "dead_letter_is_input", "simulate_labels_over_out", "evaluate_json_over_labels",
     "input_is_directory", "model_and_no_model", "output_is_rules", "output_hard_link_to_input",
+    "metrics_without_kafka",
 ]
+
+
+def test_a_demo_too_small_to_train_on_ends_in_one_error_line(results):
+    r = results["err:demo_too_small"]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.splitlines()[-1].startswith("fraud demo: error:")
 
 
 @pytest.mark.parametrize("name", ERROR_NAMES)
@@ -165,6 +173,7 @@ def test_error_is_one_line(results, name):
     ("output_hard_link_to_input", ["--output", "--input"]),
     ("model_and_no_model", ["--model", "--no-model"]),
     ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
+    ("demo_too_small", ["fewer than", "--cards"]),
     ("output_not_writable", ["a_file"]),
 ])
 def test_error_names_the_culprit(results, name, words):

@@ -173,6 +173,9 @@ def test_mask_pans(raw, expected):
     ("6011000990139424124", True), ("4111111111111112", False), ("card_4111111111111111", True),
     (" 4111111111111111\n", True), ("4111.1111.1111.1111", True), ("4111_1111_1111_1111", True),
     ("123456789012", False), ("1767225600000", False), ("customer_12", False), ("7", False),
+    ("1 4111111111111111", True), ("id:4111111111111111", True),
+    # digits inside an alphanumeric token are the token's, not a card number
+    ("c_9a32978791841116", False), ("c_058605302265829e", False), ("x4111111111111111", False),
 ])
 def test_looks_like_pan(value, expected):
     assert looks_like_pan(value) is expected
@@ -189,10 +192,16 @@ def test_card_numbers_never_reach_outputs_in_clear(tmp_path):
                          "event_time": 1767614400000}),
              json.dumps({"tx_id": "pan_time", "card_id": "card_1", "merchant_id": "m", "amount": 1.0,
                          "event_time": PAN}),
+             json.dumps({"tx_id": PAN, "card_id": "card_1", "merchant_id": "m", "amount": 1.0,
+                         "event_time": 1767614400000}),
+             json.dumps({"tx_id": "pan_merchant", "card_id": "card_1", "merchant_id": spaced, "amount": 1.0,
+                         "event_time": 1767614400000}),
              valid(1)]
     stats, decisions, dead = run(tmp_path, lines)
     assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_1"]
-    assert [d["line"] for d in dead] == [2, 3, 4]
+    assert [d["line"] for d in dead] == [2, 3, 4, 5, 6]
+    assert dead[3]["error"].startswith("tx_id is a card number")
+    assert dead[4]["error"].startswith("merchant_id is a card number")
     assert "card token" in dead[0]["error"] and "card token" in dead[1]["error"]
     assert "1111" in dead[2]["error"]  # the masked value is still quoted, its last four digits only
     for name in ("out.jsonl", "bad.jsonl"):

@@ -176,3 +176,14 @@ def test_amount_text_round_trips(cents):
 def test_iso_ms_matches_numpy(ms):
     expected = np.datetime_as_string(np.array([ms], "datetime64[ms]"), unit="ms")[0] + "Z"
     assert iso_ms(np.array([ms])) == [expected]
+
+
+def test_card_tokens_are_never_refused_as_card_numbers():
+    """A hex token whose 16 digits happen to be all decimal and Luhn-valid would be dead-lettered by
+    the detector: the simulator changes its first digit, and leaves every other token as drawn."""
+    from fraud.redact import looks_like_pan
+    from generator.population import _card_tokens
+
+    drawn = np.array([int("4111111111111111", 16), int("9a32978791841116", 16), 7], dtype=np.uint64)
+    assert _card_tokens(drawn) == ["c_f111111111111111", "c_9a32978791841116", "c_0000000000000007"]
+    assert not any(looks_like_pan(t) for t in _card_tokens(drawn))

@@ -31,3 +31,18 @@ def test_block_threshold_reaches_the_precision_asked():
     flagged = p >= t["block"]
     assert y[flagged].mean() >= 0.9
     assert t["review"] <= t["block"]
+
+
+def test_a_short_stream_with_reports_trains(tmp_path):
+    """On 10 days, no fraud report is out yet in the training part (reports come a week later):
+    the report-fed columns are dropped for it instead of failing the fit."""
+    import json
+
+    from fraud.training import train
+    from generator.simulate import SimConfig, write_files
+
+    tx, labels, fb = (str(tmp_path / n) for n in ("tx.jsonl", "labels.jsonl", "fb.jsonl"))
+    write_files(SimConfig(cards=500, days=10, seed=7), tx, labels, fb)
+    card = train(tx, labels, str(tmp_path / "model"), feedback_path=fb)
+    assert "merchant_days_since_known_fraud" in card["features_dropped_as_absent"]
+    assert json.loads((tmp_path / "model" / "model_card.json").read_text())["training_data"]["feedback"]
