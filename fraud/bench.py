@@ -16,6 +16,7 @@ import orjson
 
 from .detector import Detector, DetectorSettings
 from .embedded import run_file
+from .errors import UserError
 from .model import FastModel
 from .records import BadRecord, decode
 from .rules import RuleSet
@@ -54,6 +55,8 @@ def run_bench(input_path: str, rules: RuleSet, model: FastModel | None,
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp:
         out = os.path.join(tmp, "out.jsonl")
         tps, lat = passthrough(input_path, out)
+        if not lat:
+            raise UserError(f"{input_path}: no valid transaction to measure")
         rows.append({"pipeline": "passthrough (decode + encode)", "tx_per_s": tps, **_pcts(lat)})
         variants = [("detector, rules only", None), ("detector, rules + model", model)]
         for name, m in variants:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -43,6 +44,43 @@ def _distinct_files(**paths: Optional[str]) -> None:
         if key in seen:
             raise UserError(f"{option} and {seen[key]} are the same file: {path}")
         seen[key] = option
+
+
+def _check_outputs(**paths: Optional[str]) -> None:
+    """Before any work: an output is not a directory, and never one of the shipped files that
+    commands read by default (config/, models/default/), even when the command does not read it now."""
+    from .config import DEFAULT_CONFIG
+
+    shipped = [DEFAULT_CONFIG, DEFAULT_RULES, *sorted(DEFAULT_MODEL.glob("*"))]
+    keys = {(st.st_dev, st.st_ino): p for p in shipped if p.is_file() for st in [p.stat()]}
+    for name, path in paths.items():
+        if not path or path == "-":
+            continue
+        option = "--" + name.replace("_", "-")
+        if os.path.isdir(path):
+            raise UserError(f"{option} {path} is a directory, not a file")
+        if os.path.isfile(path):
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in keys:
+                raise UserError(f"{option} {path} would overwrite the shipped {keys[(st.st_dev, st.st_ino)]}")
+
+
+def _one_mode(kafka: Optional[str], kafka_only: dict[str, object], file_only: dict[str, object]) -> None:
+    """An option of the other mode is refused, never silently ignored (a forgotten --input next to
+    --kafka would otherwise join a production consumer group)."""
+    given = [name for name, value in (file_only if kafka else kafka_only).items()
+             if value is not None and value is not False]
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise UserError(f"{option} is for files, not --kafka" if kafka else f"{option} needs --kafka")
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the process is so that `finally` blocks run (the default kills it)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated
 
 
 def _run_id(model_json: Optional[str], rules: str, settings: object, feedback: Optional[str]) -> str:
@@ -115,8 +153,12 @@ def simulate(
                                     help="target share of frauds (every scenario at least once, so tiny streams run over it)"),
     late_share: float = typer.Option(0.02, "--late-share", min=0.0, max=1.0,
                                      help="share of events that arrive late / out of order"),
-    kafka: Optional[str] = typer.Option(None, "--kafka", help="produce to Kafka at this bootstrap instead of files"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="produce to Kafka at this bootstrap instead of files "
+                                        "('config': kafka.bootstrap of the pipeline config, or FRAUD_KAFKA_BOOTSTRAP)"),
     topic: Optional[str] = typer.Option(None, "--topic", help="Kafka transactions topic (default from config)"),
+    labels_topic: Optional[str] = typer.Option(None, "--labels-topic", help="Kafka labels topic (default from config)"),
+    feedback_topic: Optional[str] = typer.Option(None, "--feedback-topic",
+                                                 help="Kafka fraud reports topic (default from config)"),
     rate: float = typer.Option(0.0, "--rate", min=0.0, help="Kafka: transactions per second (0 = as fast as possible)"),
     partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
                                              help="Kafka: partitions of topics it creates (default 4)"),
@@ -127,6 +169,9 @@ def simulate(
 
     from .progress import progress_bar
 
+    _one_mode(kafka, dict(topic=topic, labels_topic=labels_topic, feedback_topic=feedback_topic,
+                          rate=rate or None, partitions=partitions),
+              dict(out=out, labels=labels, feedback=feedback))
     cfg = SimConfig(cards=cards, days=days, seed=seed, start=start, fraud_rate=fraud_rate,
                     late_share=late_share)
     try:
@@ -141,6 +186,9 @@ def simulate(
         settings = kafka_settings(load_config(config).kafka, "kafka settings", bootstrap=kafka)
         if partitions:
             settings.partitions = partitions
+        for role, name in (("labels", labels_topic), ("feedback", feedback_topic)):
+            if name:
+                settings.topics[role] = name
         with progress_bar("produce", None) as update:
             stats = produce_stream(cfg, settings, rate=rate or None, topic=topic,
                                    progress=lambda d, t: update(d))
@@ -153,6 +201,7 @@ def simulate(
     if not out or not labels:
         raise UserError("--out and --labels are required (or --kafka)")
     _distinct_files(out=out, labels=labels, feedback=feedback)
+    _check_outputs(out=out, labels=labels, feedback=feedback)
     for path in (out, labels, feedback):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +263,7 @@ def detect(
                                         help="RocksDB state directory: checkpoints, and resume after a stop"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
     no_model: bool = typer.Option(False, "--no-model", help="rules only"),
-    kafka: Optional[str] = typer.Option(None, "--kafka", help="Kafka bootstrap servers (consumer-group mode)"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="Kafka bootstrap servers: consumer-group mode ('config': kafka.bootstrap of the pipeline config, or FRAUD_KAFKA_BOOTSTRAP)"),
     group: Optional[str] = typer.Option(None, "--group", help="Kafka consumer group"),
     input_topic: Optional[str] = typer.Option(None, "--input-topic", help="Kafka input topic"),
     output_topic: Optional[str] = typer.Option(None, "--output-topic", help="Kafka output topic"),
@@ -235,12 +284,14 @@ def detect(
     from .progress import progress_bar
     from .state_store import StateStore
 
+    _one_mode(kafka, dict(group=group, input_topic=input_topic, output_topic=output_topic,
+                          feedback_topic=feedback_topic, instance=instance, stop_when_idle=stop_when_idle,
+                          metrics_port=metrics_port),
+              dict(input=input, output=output, feedback=feedback, dead_letter=dead_letter))
     if kafka:
         _detect_kafka(kafka, group, input_topic, output_topic, instance, stop_when_idle, model, rules,
                       no_model, state, config, feedback_topic, metrics_port, metrics_host)
         return
-    if metrics_port is not None:
-        raise UserError("--metrics-port needs --kafka (an embedded run prints its figures when it ends)")
     if input is None or output is None:
         raise UserError("--input and --output are required (or --kafka)")
     _need_file(input, "input file")
@@ -252,6 +303,7 @@ def detect(
     _distinct_files(input=input, feedback=feedback, rules=rules, config=config,
                     model=str(Path(model) / "model.json") if model else None, output=output,
                     dead_letter=dead_letter)
+    _check_outputs(output=output, dead_letter=dead_letter)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     reports = _load_feedback(feedback)
@@ -259,6 +311,7 @@ def detect(
         _warn_without_feedback(fast, model, "--feedback")
     run_id = _run_id(str(Path(model or DEFAULT_MODEL) / "model.json") if fast else None,
                      str(rules or DEFAULT_RULES), cfg.detector, feedback)
+    signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
     store = StateStore(state, cache_size=cfg.cache_cards)
     try:
         det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
@@ -268,6 +321,9 @@ def detect(
                              progress=update, run_id=run_id)
     finally:
         store.close()
+    if state and input == "-":
+        print("fraud: warning: --state with stdin: nothing was checkpointed, a rerun cannot resume (a pipe "
+              "cannot be rewound)", file=sys.stderr)
     if litter and not stats.dead_letters and os.path.getsize(dead_letter) == 0:
         os.unlink(dead_letter)  # output to stdout or a device: no empty file left in the working directory
     if stats.resumed_from_line:
@@ -341,6 +397,7 @@ def evaluate(
     _need_file(decisions, "decisions file")
     _need_file(labels, "labels file")
     _distinct_files(decisions=decisions, labels=labels, json=json_out)
+    _check_outputs(json=json_out)
     metrics = run(decisions, labels)
     print(format_report(metrics))
     if json_out:
@@ -366,6 +423,7 @@ def backtest(
     _need_file(labels, "labels file")
     _distinct_files(transactions=transactions, labels=labels, rules=rules, feedback=feedback, config=config,
                     model=str(Path(model) / "model.json") if model else None, json=json_out)
+    _check_outputs(json=json_out)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
     with progress_bar("backtest", None) as update:
@@ -385,8 +443,9 @@ def bench(
     rules: Optional[str] = typer.Option(None, "--rules", help="rules YAML (default config/rules.yaml)"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
     json_out: Optional[str] = typer.Option(None, "--json", help="also write the figures as JSON here"),
-    kafka: Optional[str] = typer.Option(None, "--kafka",
-                                        help="measure end-to-end latency through this Kafka broker instead"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="measure end-to-end latency through this Kafka "
+                                        "broker instead ('config': kafka.bootstrap of the pipeline config, "
+                                        "or FRAUD_KAFKA_BOOTSTRAP)"),
     rate: float = typer.Option(2000.0, "--rate", min=1.0, help="Kafka: transactions per second to produce"),
 ) -> None:
     """Throughput and latency percentiles, with a passthrough baseline measured in the same run."""
@@ -395,6 +454,7 @@ def bench(
     from .bench import format_bench, run_bench
 
     cfg = load_config(config)
+    _check_outputs(json=json_out)
     if kafka:
         if input is None:
             raise UserError("--kafka needs --input (the transactions to produce)")
@@ -462,6 +522,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("fraud: interrupted", file=sys.stderr)
         sys.exit(130)
+    except _Terminated:
+        print("fraud: terminated", file=sys.stderr)
+        sys.exit(143)
     except BrokenPipeError:
         sys.exit(0)
     except OSError as exc:  # unwritable output, a file where a directory should be, disk full...

@@ -10,10 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .detector import DetectorSettings
 from .errors import ConfigError
+from .yaml_files import parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "pipeline.yaml"
@@ -62,12 +61,7 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         if explicit:
             raise ConfigError(f"{path}: config file not found")
         return PipelineConfig()
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    doc = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     for section, value in doc.items():

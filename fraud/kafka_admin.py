@@ -33,14 +33,16 @@ def _reason(exc: BaseException) -> str:
 def check_reachable(settings: KafkaSettings, timeout: float = 10.0) -> None:
     """Raise UserError unless a broker at settings.bootstrap answers a metadata request within timeout."""
     start = time.monotonic()
-    try:
+    try:  # librdkafka checks every property when the client is made, before any connection
         admin = _admin(settings, **{"socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
+    except (KafkaException, ValueError, TypeError) as exc:
+        raise UserError(f"Kafka client configuration is invalid (kafka.client in the pipeline config, or "
+                        f"FRAUD_KAFKA_* variables): {_reason(exc)}") from None
+    try:
         md = admin.list_topics(timeout=max(0.1, timeout))
     except KafkaException as exc:
         raise UserError(f"Kafka broker at {settings.bootstrap} is unreachable "
                         f"(no answer within {timeout:g}s: {_reason(exc)})") from None
-    except ValueError as exc:  # invalid configuration property/value
-        raise UserError(f"Kafka client configuration for {settings.bootstrap} is invalid: {_reason(exc)}") from None
     if not md.brokers:
         raise UserError(f"Kafka broker at {settings.bootstrap} is unreachable "
                         f"(metadata without brokers after {time.monotonic() - start:.1f}s)")
@@ -106,6 +108,16 @@ def ensure_topics(settings: KafkaSettings, names: dict[str, int] | list[str] | t
                 raise UserError(f"cannot create Kafka topic {name!r} on {settings.bootstrap}: "
                                 f"{_reason(exc)}") from None
     _wait_visible(admin, settings, expect, deadline, timeout)
+
+
+def delete_topics(settings: KafkaSettings, names: list[str], timeout: float = 30.0) -> None:
+    """Delete topics of our own making (a benchmark's); a failure only leaves them behind."""
+    futures = _admin(settings).delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+    for fut in futures.values():
+        try:
+            fut.result(timeout=timeout)
+        except KafkaException:
+            pass
 
 
 def _wait_visible(admin: AdminClient, settings: KafkaSettings, expect: dict[str, int | None],

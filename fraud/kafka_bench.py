@@ -19,22 +19,38 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from .kafka_admin import ensure_topics, wait_group_assigned
+from .errors import UserError
+from .kafka_admin import delete_topics, ensure_topics, wait_group_assigned
 from .kafka_config import KafkaSettings
+from .records import BadRecord, decode
 
 WARMUP_S = 5.0
 
 
 def run_kafka_bench(settings: KafkaSettings, input_path: str, rate: float, partitions: int = 4,
                     detector_args: list[str] | None = None) -> dict:
+    lines, ids, keys = [], [], []
+    for line in open(input_path, "rb"):  # decoded before the clock starts; only valid ones are timed
+        try:
+            tx = decode(line)
+        except BadRecord:
+            continue
+        lines.append(line.rstrip(b"\r\n"))
+        ids.append(tx.tx_id)
+        keys.append(tx.card_id.encode())
+    if not lines:
+        raise UserError(f"{input_path}: no valid transaction to produce")
     run = uuid.uuid4().hex[:8]
     inp, out = f"bench-tx-{run}", f"bench-decisions-{run}"
     ensure_topics(settings, {inp: partitions, out: partitions})
-    lines = [line.rstrip(b"\n") for line in open(input_path, "rb") if line.strip()]
-    parsed = [orjson.loads(line) for line in lines]  # parse before the clock starts
-    ids = [rec["tx_id"] for rec in parsed]
-    keys = [rec["card_id"].encode() for rec in parsed]
-    del parsed
+    try:
+        return _measure(settings, inp, out, run, lines, ids, keys, rate, partitions, detector_args)
+    finally:
+        delete_topics(settings, [inp, out])
+
+
+def _measure(settings: KafkaSettings, inp: str, out: str, run: str, lines: list[bytes], ids: list[str],
+             keys: list[bytes], rate: float, partitions: int, detector_args: list[str] | None) -> dict:
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-kbench-") as state:

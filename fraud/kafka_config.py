@@ -18,6 +18,7 @@ DEFAULT_TOPICS = {"transactions": "transactions", "decisions": "decisions",
 _KNOWN = {"bootstrap", "topics", "partitions", "replication_factor", "group", "transaction_timeout_ms",
           "batch_max", "commit_interval_ms", "session_timeout_ms", "client"}
 ENV_PREFIX = "FRAUD_KAFKA_"
+FROM_CONFIG = "config"  # `--kafka config`: the address from kafka.bootstrap or FRAUD_KAFKA_BOOTSTRAP
 
 
 @dataclass
@@ -40,7 +41,8 @@ class KafkaSettings:
 
 def kafka_settings(section: dict, source: str, bootstrap: str | None = None,
                    env: dict[str, str] | None = None) -> KafkaSettings:
-    """Validate the `kafka:` section; environment variables win over the file, arguments over both."""
+    """Validate the `kafka:` section; environment variables win over the file, arguments over both
+    (`bootstrap` = FROM_CONFIG keeps the file's or the environment's address)."""
     env = os.environ if env is None else env
     unknown = set(section) - _KNOWN
     if unknown:
@@ -85,6 +87,6 @@ def kafka_settings(section: dict, source: str, bootstrap: str | None = None,
             s.group = value
         else:  # FRAUD_KAFKA_SASL_PASSWORD -> sasl.password
             s.client[key.replace("_", ".")] = value
-    if bootstrap:
+    if bootstrap and bootstrap != FROM_CONFIG:
         s.bootstrap = bootstrap
     return s

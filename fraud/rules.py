@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from .errors import ConfigError
-from .features import is_known
+from .features import MAX_WINDOW_DAYS, is_known, parse_window
+from .yaml_files import parse_yaml
 
 ACTIONS = ("allow", "review", "block")
 SEVERITY = {a: i for i, a in enumerate(ACTIONS)}
@@ -97,6 +96,10 @@ def _check_condition(cond: object, where: str, feats: list[str]) -> None:
         feat = cond.get("feature")
         if not isinstance(feat, str) or not is_known(feat):
             raise _FieldError(f"{where}.feature", f"unknown feature {feat!r} (see the README's feature list)")
+        window = parse_window(feat)
+        if window is not None and window[1] > MAX_WINDOW_DAYS * 86_400_000:
+            raise _FieldError(f"{where}.feature", f"window of {feat!r} is longer than {MAX_WINDOW_DAYS} days "
+                                                  "(each card's history is kept that long)")
         if cond.get("op") not in _OPS:
             raise _FieldError(f"{where}.op", f"must be one of {' '.join(_OPS)}, got {cond.get('op')!r}")
         value = cond.get("value")
@@ -122,10 +125,9 @@ def parse_rules(doc: object, source: str = "<memory>") -> RuleSet:
     def fail(msg: str) -> ConfigError:
         return ConfigError(f"{source}: {msg}")
 
-    if doc is None:
-        doc = {}
     if not isinstance(doc, dict):
-        raise fail("top level must be a mapping with 'rules' (and optional 'thresholds')")
+        raise fail("top level must be a mapping with 'rules' (and optional 'thresholds')"
+                   + (": the file is empty" if doc is None else ""))
     extra = set(doc) - {"rules", "thresholds"}
     if extra:
         raise fail(f"unexpected top-level key(s) {sorted(map(str, extra))}")
@@ -139,7 +141,9 @@ def parse_rules(doc: object, source: str = "<memory>") -> RuleSet:
         if "review" in thresholds and "block" in thresholds and thresholds["review"] > thresholds["block"]:
             raise fail("thresholds: review must be <= block")
         thresholds = {k: float(v) for k, v in thresholds.items()}
-    raw_rules = doc.get("rules", [])
+    if "rules" not in doc:  # an emptied or truncated file must not quietly mean "no rules"
+        raise fail("rules: missing (write 'rules: []' to decide with the model alone)")
+    raw_rules = doc["rules"]
     if not isinstance(raw_rules, list):
         raise fail("rules: must be a list")
     rules: list[Rule] = []
@@ -181,11 +185,4 @@ def load_rules(path: str | Path) -> RuleSet:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read rules file ({exc.strerror or exc})") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_rules(doc, str(path))
+    return parse_rules(parse_yaml(text, str(path)), str(path))

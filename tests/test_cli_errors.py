@@ -90,6 +90,10 @@ def error_cases(f: dict, d: Path) -> dict:
         "output_hard_link_to_input": ["detect", "--input", f["tx"], "--output", f["tx_link"], "--no-model"],
         "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
         "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
+        "kafka_with_input": ["detect", "--kafka", "127.0.0.1:1", "--input", f["tx"], "--output", out],
+        "file_with_group": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--group", "g"],
+        "simulate_file_with_rate": ["simulate", "--out", out, "--labels", str(d / "l.jsonl"), "--rate", "10"],
+        "bench_no_valid_input": ["bench", "--input", f["a_file"]],
         "demo_too_small": ["demo", "--cards", "50", "--days", "10", "--dir", str(d / "tiny_demo")],
         "metrics_without_kafka": ["detect", "--input", f["tx"], "--output", out, "--no-model",
                                   "--metrics-port", "9100"],
@@ -134,7 +138,8 @@ ERROR_NAMES = [
     "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
     "output_is_input", "dead_letter_is_input", "simulate_labels_over_out", "evaluate_json_over_labels",
     "input_is_directory", "model_and_no_model", "output_is_rules", "output_hard_link_to_input",
-    "metrics_without_kafka",
+    "metrics_without_kafka", "kafka_with_input", "file_with_group", "simulate_file_with_rate",
+    "bench_no_valid_input",
 ]
 
 
@@ -174,6 +179,10 @@ def test_error_is_one_line(results, name):
     ("model_and_no_model", ["--model", "--no-model"]),
     ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
     ("demo_too_small", ["fewer than", "--cards"]),
+    ("kafka_with_input", ["--input", "not --kafka"]),
+    ("file_with_group", ["--group", "needs --kafka"]),
+    ("simulate_file_with_rate", ["--rate", "needs --kafka"]),
+    ("bench_no_valid_input", ["no valid transaction"]),
     ("output_not_writable", ["a_file"]),
 ])
 def test_error_names_the_culprit(results, name, words):

@@ -70,3 +70,32 @@ def test_a_model_trained_with_reports_warns_when_served_without_them(small_strea
     assert summary.startswith("decided")
     fed = fraud(*args, "--output", str(tmp_path / "b.jsonl"), "--feedback", str(small_stream["feedback"]))
     assert "warning" not in fed.stderr
+
+
+def test_sigterm_stops_an_embedded_run_cleanly(tmp_path):
+    """SIGTERM (a service manager stopping it) ends like Ctrl-C: a message, status 143, the
+    temporary RocksDB state removed, the decisions so far flushed as whole lines."""
+    import os
+    import signal
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([FRAUD, "detect", "--input", "-", "--output", str(out), "--no-model"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    for i in range(50):
+        proc.stdin.write(json.dumps({"tx_id": f"t{i}", "card_id": "c1", "merchant_id": "m1", "amount": 3.5,
+                                     "event_time": 1767225600000 + i * 1000}) + "\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not any(tmp.iterdir()) and time.monotonic() < deadline:  # the state store exists: running
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "fraud: terminated" and "Traceback" not in stderr
+    assert not any(tmp.iterdir()), "temporary state left behind"
+    assert all(orjson.loads(line)["tx_id"] for line in open(out, "rb"))

@@ -50,9 +50,11 @@ def test_shipped_rules_load():
     assert [b[0] for b in bound] == names
 
 
-def test_empty_document_is_no_rules():
-    assert parse_rules(None).rules == []
+def test_no_rules_only_when_said_so():
+    """`rules: []` decides with the model alone; an emptied file or a missing `rules:` is refused."""
     assert parse_rules({"rules": []}).rules == []
+    refuse(None, "empty")
+    refuse({"thresholds": {"block": 0.9}}, "rules: missing", "rules: []")
 
 
 def test_config_error_is_user_error():
@@ -210,7 +212,7 @@ def test_bad_thresholds(thresholds, part):
 def test_good_thresholds():
     rs = parse_rules({"thresholds": {"review": 0.3, "block": 0.3}, "rules": []})
     assert rs.thresholds == {"review": 0.3, "block": 0.3}
-    assert parse_rules({"thresholds": {"block": 1}}).thresholds == {"block": 1.0}
+    assert parse_rules({"thresholds": {"block": 1}, "rules": []}).thresholds == {"block": 1.0}
 
 
 def test_whole_file_refused_on_one_error():
@@ -242,6 +244,29 @@ def test_invalid_yaml_line_number_is_right(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_rules(p)
     assert "line 3" in str(exc.value)
+
+
+def test_repeated_key_is_refused_at_its_line(tmp_path):
+    """YAML 1.1 keeps the last of two equal keys without a word: an analyst's copy-paste slip."""
+    p = tmp_path / "dup.yaml"
+    p.write_text("rules:\n  - name: r1\n    name: r2\n    action: block\n"
+                 "    when: {feature: amount, op: '>', value: 1}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_rules(p)
+    assert "duplicate key 'name'" in str(exc.value) and "line 3" in str(exc.value)
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("rules:\n  - name: big\n    action: review\n    when: {feature: amount, op: '>', value: 1e4}\n",
+                 encoding="utf-8")
+    assert load_rules(p).rules[0].when["value"] == 10_000.0
+
+
+def test_window_longer_than_the_kept_history_is_refused():
+    parse_rules({"rules": [rule("y", when={"feature": "count_366d", "op": ">", "value": 1})]})
+    refuse({"rules": [rule("w", when={"feature": "count_99999d", "op": ">", "value": 1})]},
+           "'w'", "when.feature", "366 days")
 
 
 def test_missing_file(tmp_path):

@@ -345,7 +345,8 @@ def _scrape(url: str) -> dict[str, float]:
 
 
 def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
-    """--metrics-port 0 picks a free port and says which; the counters match the committed output."""
+    """--metrics-port 0 picks a free port and says which; the counters match the committed output.
+    The worker takes the broker address from FRAUD_KAFKA_BOOTSTRAP (`--kafka config`)."""
     good = open(stream, "rb").read().splitlines()[:3000]
     good = [line for line in good if line.startswith(b"{") and b'"tx_id"' in line][:2500]
     src = tmp_path / "small.jsonl"
@@ -353,11 +354,13 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
     inp, out = _topic("tx"), _topic("dec")
     produce_file(src, inp)
     log = tmp_path / "metrics.log"
-    w = subprocess.Popen([FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", f"g-{uuid.uuid4().hex[:6]}",
+    # the broker address from the environment (`--kafka config`), as a deployment would pass it
+    w = subprocess.Popen([FRAUD, "detect", "--kafka", "config", "--group", f"g-{uuid.uuid4().hex[:6]}",
                           "--input-topic", inp, "--output-topic", out, "--instance", "metered",
                           "--feedback-topic", f"no-feedback-{uuid.uuid4().hex[:8]}",
                           "--state", str(tmp_path / "state"), "--metrics-port", "0"],
-                         stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+                         stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+                         env={**os.environ, "FRAUD_KAFKA_BOOTSTRAP": BOOTSTRAP})
     try:
         url, seen = None, {}
         deadline = time.monotonic() + 120

@@ -193,3 +193,26 @@ def test_unreachable_broker_is_a_one_line_user_error() -> None:
     assert time.monotonic() - start < 2.0 + 3.0
     msg = str(info.value)
     assert "127.0.0.1:1" in msg and "unreachable" in msg and "\n" not in msg
+
+
+def test_cli_names_every_topic(settings: KafkaSettings, tmp_path: Path) -> None:
+    """`fraud simulate --kafka` with its own transactions, labels and feedback topics: a second stream
+    never mixes its labels or fraud reports into another stream's topics."""
+    import subprocess
+    import sys
+
+    fraud = str(Path(sys.executable).with_name("fraud"))
+    common = ["--cards", "60", "--days", "9", "--seed", "3"]
+    files = [str(tmp_path / n) for n in ("tx.jsonl", "labels.jsonl", "fb.jsonl")]
+    subprocess.run([fraud, "simulate", "--out", files[0], "--labels", files[1], "--feedback", files[2], *common],
+                   check=True, capture_output=True)
+    t = settings.topics
+    r = subprocess.run([fraud, "simulate", "--kafka", settings.bootstrap, "--topic", t["transactions"],
+                        "--labels-topic", t["labels"], "--feedback-topic", t["feedback"], "--partitions", "2",
+                        *common], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for role, path in zip(("transactions", "labels", "feedback"), files):
+        assert topic_partitions(settings, t[role]) == 2
+        want = _lines(Path(path))
+        assert want, path
+        assert Counter(v for *_, v, _tt, _ts in _drain(settings.bootstrap, t[role])) == Counter(want)
