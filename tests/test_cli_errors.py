@@ -220,3 +220,21 @@ def test_simulate_same_seed_same_bytes(results):
     assert (d / "sim_a.jsonl").read_bytes() == (d / "sim_b.jsonl").read_bytes()
     assert (d / "sim_a.labels.jsonl").read_bytes() == (d / "sim_b.labels.jsonl").read_bytes()
     assert (d / "sim_a.jsonl").read_bytes() != (d / "sim_c.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("target", ["config/rules.yaml", "models/default/model.json"])
+def test_outputs_never_overwrite_the_shipped_files(tmp_path, target):
+    """Even when the command does not read it (other --rules, --no-model), a shipped default file is
+    not an output: every later run would fail on it."""
+    shipped = ROOT / target
+    before = shipped.read_bytes()
+    (tmp_path / "tx.jsonl").write_text(VALID_TX + "\n")
+    (tmp_path / "r.yaml").write_text("rules: []\n")
+    try:
+        r = run(["detect", "--input", str(tmp_path / "tx.jsonl"), "--output", str(shipped), "--no-model",
+                 "--rules", str(tmp_path / "r.yaml")], tmp_path)
+        assert r.returncode == 2 and "would overwrite the shipped" in r.stderr, r.stderr
+    finally:
+        if shipped.read_bytes() != before:
+            shipped.write_bytes(before)
+            pytest.fail(f"{target} was overwritten")
