@@ -263,7 +263,8 @@ def detect(
                                         help="RocksDB state directory: checkpoints, and resume after a stop"),
     config: Optional[str] = typer.Option(None, "--config", help="pipeline settings YAML"),
     no_model: bool = typer.Option(False, "--no-model", help="rules only"),
-    kafka: Optional[str] = typer.Option(None, "--kafka", help="Kafka bootstrap servers: consumer-group mode ('config': kafka.bootstrap of the pipeline config, or FRAUD_KAFKA_BOOTSTRAP)"),
+    kafka: Optional[str] = typer.Option(None, "--kafka", help="Kafka bootstrap servers: consumer-group mode "
+                                        "('config': kafka.bootstrap of the pipeline config, or FRAUD_KAFKA_BOOTSTRAP)"),
     group: Optional[str] = typer.Option(None, "--group", help="Kafka consumer group"),
     input_topic: Optional[str] = typer.Option(None, "--input-topic", help="Kafka input topic"),
     output_topic: Optional[str] = typer.Option(None, "--output-topic", help="Kafka output topic"),

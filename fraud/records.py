@@ -121,10 +121,10 @@ def validate(rec: object) -> Transaction:
     card_id = _req_str(rec, "card_id")
     merchant_id = _req_str(rec, "merchant_id")
     # ids are copied into decisions, keys and logs: a card number there would leave in clear
-    for field, value in (("card_id", card_id), ("tx_id", tx_id), ("merchant_id", merchant_id)):
-        if looks_like_pan(value):
-            raise BadRecord(f"{field} is a card number (13-19 digits, Luhn-valid), not a "
-                            f"{'card token' if field == 'card_id' else 'transaction or merchant id'}")
+    if looks_like_pan(card_id) or looks_like_pan(tx_id) or looks_like_pan(merchant_id):
+        field = "card_id" if looks_like_pan(card_id) else "tx_id" if looks_like_pan(tx_id) else "merchant_id"
+        raise BadRecord(f"{field} is a card number (13-19 digits, Luhn-valid), not a "
+                        f"{'card token' if field == 'card_id' else 'transaction or merchant id'}")
     amount = rec.get("amount")
     if amount is None:
         raise BadRecord("missing required field amount")
