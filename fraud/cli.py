@@ -25,21 +25,24 @@ def _need_file(path: str, what: str) -> None:
         raise UserError(f"{path}: {what} {'is a directory' if Path(path).is_dir() else 'not found'}")
 
 
+def _file_key(path: str) -> object:
+    """What makes two paths one file: device and inode for an existing regular file (so through a
+    symlink or a hard link), the real path for one still to be written, None for a device or folder."""
+    if not os.path.exists(path):
+        return os.path.realpath(path)
+    if not os.path.isfile(path):
+        return None
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
 def _distinct_files(**paths: Optional[str]) -> None:
     """Refuse to write over an input, or two outputs into one file (devices such as /dev/null and
-    stdout '-' may repeat). Keyword names are the options (`dead_letter` for `--dead-letter`); a file
-    is the same through a symlink or a hard link."""
+    stdout '-' may repeat). Keyword names are the options (`dead_letter` for `--dead-letter`)."""
     seen: dict[object, str] = {}
     for name, path in paths.items():
-        if not path or path == "-":
+        if not path or path == "-" or (key := _file_key(path)) is None:
             continue
-        if os.path.exists(path):
-            st = os.stat(path)
-            if not os.path.isfile(path):
-                continue
-            key: object = (st.st_dev, st.st_ino)
-        else:
-            key = os.path.realpath(path)
         option = "--" + name.replace("_", "-")
         if key in seen:
             raise UserError(f"{option} and {seen[key]} are the same file: {path}")
@@ -51,18 +54,15 @@ def _check_outputs(**paths: Optional[str]) -> None:
     commands read by default (config/, models/default/), even when the command does not read it now."""
     from .config import DEFAULT_CONFIG
 
-    shipped = [DEFAULT_CONFIG, DEFAULT_RULES, *sorted(DEFAULT_MODEL.glob("*"))]
-    keys = {(st.st_dev, st.st_ino): p for p in shipped if p.is_file() for st in [p.stat()]}
+    shipped = {_file_key(str(p)): p for p in [DEFAULT_CONFIG, DEFAULT_RULES, *DEFAULT_MODEL.glob("*")] if p.is_file()}
     for name, path in paths.items():
         if not path or path == "-":
             continue
         option = "--" + name.replace("_", "-")
         if os.path.isdir(path):
             raise UserError(f"{option} {path} is a directory, not a file")
-        if os.path.isfile(path):
-            st = os.stat(path)
-            if (st.st_dev, st.st_ino) in keys:
-                raise UserError(f"{option} {path} would overwrite the shipped {keys[(st.st_dev, st.st_ino)]}")
+        if os.path.isfile(path) and (hit := shipped.get(_file_key(path))):
+            raise UserError(f"{option} {path} would overwrite the shipped {hit}")
 
 
 def _one_mode(kafka: Optional[str], kafka_only: dict[str, object], file_only: dict[str, object]) -> None:

@@ -21,6 +21,7 @@ DAY_MS = 86_400_000
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
 WINDOW_RE = re.compile(r"^(count|sum|avg|min|max|distinct_merchants)_([1-9][0-9]{0,5})([smhd])$")
 MAX_WINDOW_DAYS = 366  # longest window a rule may ask for: card histories are kept that long
+MAX_WINDOW_MS = MAX_WINDOW_DAYS * DAY_MS
 PROFILE_MS = 30 * DAY_MS  # span of the card's own history that amount_z_30d & co. compare against
 
 # name -> documentation (the README's feature table is generated from the same words).

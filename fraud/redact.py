@@ -52,8 +52,9 @@ def mask_text(text: str) -> str:
     return mask_pans(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
 
 
-# digits with single separators between them, set apart from letters and digits on both sides
-_DIGIT_STRETCH = re.compile(r"(?<![A-Za-z0-9])[0-9](?:[ ._-]?[0-9])*(?![A-Za-z0-9])")
+# digits with single spaces between them (separators are spaces by then), set apart from letters
+# and digits on both sides
+_DIGIT_STRETCH = re.compile(r"(?<![A-Za-z0-9])[0-9](?: ?[0-9])*(?![A-Za-z0-9])")
 
 
 def looks_like_pan(value: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ConfigError
-from .features import MAX_WINDOW_DAYS, is_known, parse_window
+from .features import MAX_WINDOW_DAYS, MAX_WINDOW_MS, is_known, parse_window
 from .yaml_files import parse_yaml
 
 ACTIONS = ("allow", "review", "block")
@@ -97,7 +97,7 @@ def _check_condition(cond: object, where: str, feats: list[str]) -> None:
         if not isinstance(feat, str) or not is_known(feat):
             raise _FieldError(f"{where}.feature", f"unknown feature {feat!r} (see the README's feature list)")
         window = parse_window(feat)
-        if window is not None and window[1] > MAX_WINDOW_DAYS * 86_400_000:
+        if window is not None and window[1] > MAX_WINDOW_MS:
             raise _FieldError(f"{where}.feature", f"window of {feat!r} is longer than {MAX_WINDOW_DAYS} days "
                                                   "(each card's history is kept that long)")
         if cond.get("op") not in _OPS:
