@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
-from .detector import Detector, DetectorSettings
+from . import kernel as K
+from .detector import Detector, DetectorSettings, runs_of
 from .evaluation import load_labels_full
 from .feedback import FeedbackIndex
 from .model import FastModel
 from .records import iter_transactions
 from .rules import RuleSet
 from .state_store import StateStore
-
-CHUNK = 2048
 
 
 def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | None = None,
@@ -32,47 +29,31 @@ def backtest(rules: RuleSet, tx_path: str, labels_path: str, model: FastModel | 
     n = frauds = rules_block = rules_alert = final_block = final_alert = 0
     caught_block = caught_alert = 0
     rejected: list[int] = []
-    # Labelled rows wait in chunks for the model to score them together (`score_rows`, the same
-    # floats as one by one): a backtest is offline, so nothing waits on a single decision.
-    rows = np.empty((CHUNK, len(det.vector)))
-    pending: list[tuple[int, list[str], int]] = []
-
-    def settle() -> None:
-        nonlocal final_block, final_alert, caught_block, caught_alert
-        if not pending:
-            return
-        scores = model.score_rows(rows[:len(pending)]) if model is not None else [None] * len(pending)
-        for (y, fired, severity), score in zip(pending, scores):
-            decision, _ = det.decide(severity, score)
-            final_block += decision == "block"
-            final_alert += decision != "allow"
-            caught_block += y and decision == "block"
-            caught_alert += y and decision != "allow"
-        pending.clear()
-
     try:
-        for tx in iter_transactions(tx_path, progress, rejected=rejected):
-            det.update(tx)
-            label = labels.get(tx.tx_id)
-            if label is None:
-                continue
-            fired, severity = det.rules_fired()
-            y = label[0]
-            n += 1
-            frauds += y
-            rules_block += severity == 2
-            rules_alert += severity >= 1
-            for r in fired:
-                s = stats[r]
-                s["hits"] += 1
-                s["true_positives"] += y
-                if y and len(fired) == 1:
-                    s["only_catch"] += 1
-            rows[len(pending)] = det.vector
-            pending.append((y, fired, severity))
-            if len(pending) == CHUNK:
-                settle()
-        settle()
+        for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
+            res = det.run(run)
+            sev = res.out_i[:, K.O_SEV].tolist()
+            dec = res.out_i[:, K.O_DEC].tolist()
+            for k, tx in enumerate(run):
+                label = labels.get(tx.tx_id)
+                if label is None:
+                    continue
+                y = label[0]
+                n += 1
+                frauds += y
+                rules_block += sev[k] == 2
+                rules_alert += sev[k] >= 1
+                final_block += dec[k] == 2
+                final_alert += dec[k] != 0
+                caught_block += y and dec[k] == 2
+                caught_alert += y and dec[k] != 0
+                fired = det.fired(res, k)
+                for r in fired:
+                    s = stats[r]
+                    s["hits"] += 1
+                    s["true_positives"] += y
+                    if y and len(fired) == 1:
+                        s["only_catch"] += 1
     finally:
         store.close()
     for s in stats.values():

@@ -1,24 +1,42 @@
-"""The detector: one keyed, event-time processor, event at a time.
+"""The detector: one keyed, event-time processor, event at a time, in compiled code.
 
-The same object serves embedded runs, Kafka partitions, training replays and backtests; sources
-and sinks are thin adapters around `process`. One detector owns one state store (one per
-partition on Kafka).
+The same object serves embedded runs, Kafka partitions, training replays and backtests. `run` decides
+a run of decoded transactions in arrival order in one kernel call (`kernel.run`): each event sees
+the state its predecessors left, so a run of many events gives exactly the results of runs of one.
+Python packs the run (ids interned to slots, the merchant and report features looked up) and the
+caller encodes the results. One detector owns one state store (one per partition on Kafka).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
+
+from . import kernel as K
+from .arena import merchant_key
 from .feedback import FeedbackIndex
 from .features import FeaturePlan
-from .history import NAN, merchant_key
 from .merchant_table import MerchantTable
 from .model import FastModel
-from .records import Transaction
-from .rules import ACTIONS, RuleSet
+from .records import CARD_PRESENT_CHANNELS, Transaction
+from .rules import ACTIONS, RuleProgram, RuleSet
 from .state_store import StateStore
 
 DEFAULT_THRESHOLDS = {"review": 0.5, "block": 0.9}
+NAN = math.nan
+_MERCHANT_KEYS_MAX = 1 << 20  # interned merchant keys kept (a cache: cleared when full)
+REPLAY_RUN = 4096  # events per kernel call in replays (training, backtests): nothing waits offline
+
+
+def runs_of(txs: Iterable[Transaction], size: int = REPLAY_RUN) -> Iterator[list[Transaction]]:
+    """Consecutive runs of at most `size` transactions, in order."""
+    it = iter(txs)
+    while run := list(islice(it, size)):
+        yield run
 
 
 @dataclass(frozen=True)
@@ -27,11 +45,23 @@ class DetectorSettings:
     allowed_lateness_ms: int = 86_400_000  # history kept behind the watermark for late events
 
 
+class RunResult:
+    """What the kernel decided for a run: per event the feature row, late flag, fired rules, decision."""
+
+    __slots__ = ("X", "out_i", "out_f", "fired")
+
+    def __init__(self, n: int, width: int, rules: int) -> None:
+        self.X = np.full((n, width), NAN)
+        self.out_i = np.zeros((n, 4), dtype=np.int64)
+        self.out_f = np.zeros((n, 2), dtype=np.float64)
+        self.fired = np.zeros((n, rules), dtype=np.bool_)
+
+
 class Detector:
     """Watermark + card state + features + rules + model -> one decision per transaction."""
 
     def __init__(self, store: StateStore, rules: RuleSet | None = None, model: FastModel | None = None,
-                 settings: DetectorSettings = DetectorSettings(), extra_features: list[str] = (),
+                 settings: DetectorSettings = DetectorSettings(), extra_features: Sequence[str] = (),
                  feedback: FeedbackIndex | None = None) -> None:
         self.store = store
         self.settings = settings
@@ -47,24 +77,38 @@ class Detector:
         # Embedded, the merchant table learns from the events decided here; on Kafka from the
         # whole topic instead (`use_merchant_table`).
         self.feeds_merchants = self.plan.uses_merchants
-        self.vector = self.plan.new_vector()  # reused for every event: no per-event allocation
         self.model = model
-        if model is not None:
-            model.bind(self.plan.index)
-        self._rules = rules.bind(self.plan.index) if rules is not None else []
+        self.program = rules.program(self.plan.index) if rules is not None else RuleProgram.empty()
+        self.rule_names = self.program.names
         thresholds = dict(DEFAULT_THRESHOLDS)
         if model is not None:
             thresholds.update(model.thresholds)
         if rules is not None and rules.thresholds:
             thresholds.update(rules.thresholds)
         self.thresholds = thresholds
-        self._review = thresholds["review"]
-        self._block = thresholds["block"]
         self._keep_ms = self.plan.retention_ms + settings.allowed_lateness_ms
-        self.max_ts: int | None = None
+        if model is not None:
+            model.bind(self.plan.index)
+            self._trees = (model.node_i, model.node_f, model.roots)
+            cfg, fcfg = model.cfg.copy(), model.fcfg.copy()
+        else:
+            self._trees = (np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0, np.int64))
+            cfg, fcfg = np.zeros(K.CFG_SIZE, np.int64), np.zeros(K.FCFG_SIZE)
+        cfg[K.C_BOUND] = settings.watermark_bound_ms
+        cfg[K.C_KEEP] = self._keep_ms
+        cfg[K.C_MAXCAP] = store.arena.max_events
+        cfg[K.C_PROFILE] = self.plan.profile
+        fcfg[K.F_REVIEW] = thresholds["review"]
+        fcfg[K.F_BLOCK] = thresholds["block"]
+        self._cfg, self._fcfg = cfg, fcfg
+        self._hkeys = np.zeros(2 * store.arena.max_events + 16, dtype=np.int64)
+        self._hstamp = np.zeros_like(self._hkeys)
+        self._mkeys: dict[str, int] = {}
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
             self.max_ts = int(meta["max_ts"])
+        self.vector: list[float] = self.plan.new_vector()
+        self._last: tuple | None = None
 
     def use_merchant_table(self, table: MerchantTable) -> None:
         """Read merchant features from a table someone else feeds (a Kafka worker's global table)."""
@@ -72,93 +116,130 @@ class Detector:
         self.feeds_merchants = False
 
     @property
+    def max_ts(self) -> int | None:
+        ctl = self.store.arena.ctl
+        return int(ctl[K.MAX_TS]) if ctl[K.HAS_MAX] else None
+
+    @max_ts.setter
+    def max_ts(self, value: int) -> None:
+        ctl = self.store.arena.ctl
+        ctl[K.MAX_TS] = value
+        ctl[K.HAS_MAX] = 1
+
+    @property
     def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.settings.watermark_bound_ms
+        m = self.max_ts
+        return None if m is None else m - self.settings.watermark_bound_ms
+
+    def run(self, txs: Sequence[Transaction]) -> RunResult:
+        """Decide `txs` in arrival order (kernel.run documents the arrays)."""
+        n = len(txs)
+        plan = self.plan
+        res = RunResult(n, len(plan.names), len(self.rule_names))
+        if not n:
+            return res
+        in_i, in_f = self._pack(txs)
+        store = self.store
+        in_i[:, 1] = store.slots([tx.card_id for tx in txs])
+        arena = store.arena
+        prog = self.program
+        done = 0
+        while True:
+            done = K.run(done, in_i, in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
+                         plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
+                         *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
+            if done == n:
+                return res
+            arena.make_space(arena.max_events)  # the arena is full: compact or grow, then go on
+
+    def _pack(self, txs: Sequence[Transaction]) -> tuple[np.ndarray, np.ndarray]:
+        """The run as the kernel's input rows; merchant and report features looked up in order (the
+        merchant table learns each event after its own lookup, as if events came one by one)."""
+        plan = self.plan
+        n = len(txs)
+        width = K.IN_F_FIXED + len(plan.inputs)
+        in_i = np.empty((n, 3), dtype=np.int64)
+        flat: list[float] = []
+        ts: list[int] = []
+        mers: list[int] = []
+        mkeys = self._mkeys
+        inputs = plan.input_values if plan.inputs else None
+        table = plan.merchants if self.feeds_merchants else None
+        for tx in txs:
+            t = tx.ts
+            ts.append(t)
+            m = mkeys.get(tx.merchant_id)
+            if m is None:
+                if len(mkeys) >= _MERCHANT_KEYS_MAX:
+                    mkeys.clear()
+                m = mkeys[tx.merchant_id] = merchant_key(tx.merchant_id)
+            mers.append(m)
+            ch = tx.channel
+            cp = NAN if ch is None else (1.0 if ch in CARD_PRESENT_CHANNELS else 0.0)
+            if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
+                flat += (tx.amount, NAN, NAN, cp)
+            else:
+                flat += (tx.amount, tx.lat, tx.lon, cp)
+            if inputs is not None:
+                flat += inputs(tx.card_id, tx.merchant_id, t)
+            if table is not None:
+                table.add(tx.merchant_id, tx.card_id, t)
+        in_i[:, 0] = ts
+        in_i[:, 2] = mers
+        return in_i, np.array(flat, dtype=np.float64).reshape(n, width)
+
+    def fired(self, res: RunResult, k: int) -> list[str]:
+        """Names of the rules that fired on event k of a run."""
+        if not res.out_i[k, K.O_NFIRED]:
+            return []
+        names = self.rule_names
+        return [names[j] for j in np.flatnonzero(res.fired[k]).tolist()]
+
+    def records(self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int],
+                now_ns: Callable[[], int]) -> list[dict]:
+        """The decision records of a run (SPEC 1); `now_ns` is the clock, read as each is made."""
+        oi = res.out_i.tolist()
+        of = res.out_f.tolist()
+        has_model = self.model is not None
+        names = self.rule_names
+        fired = res.fired
+        out = []
+        for k, tx in enumerate(txs):
+            late, _, dec, nfired = oi[k]
+            score, ms = of[k]
+            out.append({
+                "tx_id": tx.tx_id,
+                "card_id": tx.card_id,
+                "event_time": tx.event_time,
+                "decision": ACTIONS[dec],
+                "score": round(score, 6),
+                "model_score": round(ms, 6) if has_model else None,
+                "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
+                "latency_ms": round((now_ns() - arrived_ns[k]) / 1e6, 4),
+                "late": late == 1,
+            })
+        return out
+
+    # -- one event at a time (tests, tools): a run of one, the same kernel --------------------
 
     def update(self, tx: Transaction) -> bool:
-        """Advance the watermark, insert `tx` into its card's history and fill `self.vector`.
-
-        Returns the `late` flag: the transaction's event time is behind the watermark it found.
-        """
-        t = tx.ts
-        max_ts = self.max_ts
-        if max_ts is None:
-            late = False
-            self.max_ts = t
-        else:
-            late = t < max_ts - self.settings.watermark_bound_ms
-            if t > max_ts:
-                self.max_ts = t
-        h = self.store.get(tx.card_id)
-        h.evict_before(self.history_cutoff())
-        cp = tx.channel in ("pos", "atm") if tx.channel is not None else True
-        lat = tx.lat
-        if lat is None:
-            i = h.insert(t, tx.amount, merchant_key(tx.merchant_id), NAN, NAN, 0)
-        else:
-            i = h.insert(t, tx.amount, merchant_key(tx.merchant_id), lat, tx.lon, 1 if cp else 0)
-        self.plan.compute(h, i, tx, self.vector)
-        if self.feeds_merchants:
-            self.plan.merchants.add(tx.merchant_id, tx.card_id, t)
-        return late
-
-    def rules_fired(self) -> tuple[list[str], int]:
-        """The rules that fire on `self.vector`, and the most severe action among them (0 allow,
-        1 review, 2 block)."""
-        v = self.vector
-        fired: list[str] = []
-        severity = 0
-        for name, sev, test in self._rules:
-            if test(v):
-                fired.append(name)
-                if sev > severity:
-                    severity = sev
-        return fired, severity
-
-    def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
-        """(decision, score) from the fired rules' severity and the model's probability."""
-        score = 0.0 if model_score is None else model_score
-        # The score never contradicts the decision: a fired rule lifts it to its action's threshold.
-        if severity == 2 and score < self._block:
-            score = self._block
-        elif severity == 1 and score < self._review:
-            score = self._review
-        if score >= self._block:
-            return "block", score
-        if score >= self._review:
-            return "review", score
-        return ACTIONS[severity], score
+        """Decide one transaction, keep its feature vector in `self.vector`; return its late flag."""
+        res = self.run([tx])
+        self.vector = res.X[0].tolist()
+        self._last = (res, self.fired(res, 0))
+        return bool(res.out_i[0, K.O_LATE])
 
     def score(self) -> tuple[str, float, float | None, list[str]]:
-        """Rules and model over `self.vector`: (decision, score, model_score, fired rule names)."""
-        fired, severity = self.rules_fired()
-        model_score = self.model.score(self.vector) if self.model is not None else None
-        decision, score = self.decide(severity, model_score)
-        return decision, score, model_score, fired
+        """(decision, score, model_score, fired rule names) of the last `update`."""
+        res, fired = self._last
+        score, ms = res.out_f[0].tolist()
+        return ACTIONS[int(res.out_i[0, K.O_DEC])], score, ms if self.model is not None else None, fired
 
-    def decision(self, tx: Transaction, late: bool, fired: list[str], severity: int,
-                 model_score: float | None, arrived_ns: int, now_ns) -> dict:
-        """The decision record; `now_ns` is the clock (injected so latency measures the same way everywhere)."""
-        decision, score = self.decide(severity, model_score)
-        return {
-            "tx_id": tx.tx_id,
-            "card_id": tx.card_id,
-            "event_time": tx.event_time,
-            "decision": decision,
-            "score": round(score, 6),
-            "model_score": None if model_score is None else round(model_score, 6),
-            "rules": fired,
-            "latency_ms": round((now_ns() - arrived_ns) / 1e6, 4),
-            "late": late,
-        }
-
-    def process(self, tx: Transaction, arrived_ns: int, now_ns) -> dict:
-        """Decide one transaction, event at a time (a Kafka batch scores its rows together instead:
-        `update`, `rules_fired`, `FastModel.score_rows`, `decision`; the same decisions)."""
-        late = self.update(tx)
-        fired, severity = self.rules_fired()
-        model_score = self.model.score(self.vector) if self.model is not None else None
-        return self.decision(tx, late, fired, severity, model_score, arrived_ns, now_ns)
+    def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
+        """(decision, score) from a severity and a model probability, as the kernel decides."""
+        dec, score = K.decide(severity, model_score is not None, NAN if model_score is None else model_score,
+                              self.thresholds["review"], self.thresholds["block"])
+        return ACTIONS[dec], score
 
     def history_cutoff(self) -> int:
         """Events older than this can no longer fall in any window of any transaction still to be

@@ -1,28 +1,32 @@
-"""Feature catalogue and the per-event feature computation.
+"""Feature catalogue, and the plan that tells the compiled kernel which features to compute.
 
 Every feature a rule or the model may name is defined here, once; training, backtests and live
-detection all call `FeaturePlan.compute`, so there is no training/serving skew. A plan computes only
-the features its consumers named (SPEC 4: naming `count_90m` in a rule is enough to get it).
+detection all run the same kernel (`kernel.py`) with a plan, so there is no training/serving skew.
+A plan computes only the features its consumers named (SPEC 4: naming `count_90m` in a rule is
+enough to get it). Card features are computed in the kernel from the card's history; the merchant
+and fraud-report features come from tables shared by all cards (`merchant_table.py`, `feedback.py`)
+and are looked up in Python per event, in arrival order, and handed to the kernel as inputs.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
-from bisect import bisect_right
 from typing import Iterable
 
+import numpy as np
+
+from . import kernel as K
 from .feedback import FeedbackIndex
-from .history import NAN, CardHistory
 from .merchant_table import HOUR_MS, MerchantTable, cutoff_hour
 
-DAY_MS = 86_400_000
+NAN = float("nan")
+DAY_MS = K.DAY_MS
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
 WINDOW_RE = re.compile(r"^(count|sum|avg|min|max|distinct_merchants)_([1-9][0-9]{0,5})([smhd])$")
 MAX_WINDOW_DAYS = 366  # longest window a rule may ask for: card histories are kept that long
 MAX_WINDOW_MS = MAX_WINDOW_DAYS * DAY_MS
-PROFILE_MS = 30 * DAY_MS  # span of the card's own history that amount_z_30d & co. compare against
+PROFILE_MS = K.PROFILE_MS  # span of the card's own history that amount_z_30d & co. compare against
 
 # name -> documentation (the README's feature table is generated from the same words).
 EXTRA_FEATURES: dict[str, str] = {
@@ -73,9 +77,14 @@ FEEDBACK_FEATURES = frozenset({"card_frauds_known_30d", "merchant_frauds_known_7
                                "merchant_days_since_known_fraud", "card_days_since_known_fraud",
                                "merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_30d"})
 
-_COUNT, _SUM, _AVG, _MIN, _MAX, _DISTINCT = range(6)
-_AGG_CODE = {"count": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX,
-             "distinct_merchants": _DISTINCT}
+_AGG_CODE = {"count": K.A_COUNT, "sum": K.A_SUM, "avg": K.A_AVG, "min": K.A_MIN, "max": K.A_MAX,
+             "distinct_merchants": K.A_DISTINCT}
+_CARD_CODE = {"amount": K.E_AMOUNT, "secs_since_prev": K.E_SECS_PREV, "dist_prev_km": K.E_DIST,
+              "speed_kmh": K.E_SPEED, "new_merchant": K.E_NEW_MERCHANT, "hour_of_day": K.E_HOUR,
+              "card_present": K.E_CARD_PRESENT, "amount_z_30d": K.E_Z, "amount_to_avg_30d": K.E_TO_AVG,
+              "amount_to_max_30d": K.E_TO_MAX, "hour_habit_30d": K.E_HABIT}
+_FEEDBACK_ONLY = ("card_frauds_known_30d", "merchant_frauds_known_7d", "merchant_frauds_known_30d",
+                  "merchant_days_since_known_fraud", "card_days_since_known_fraud")
 
 
 def parse_window(name: str) -> tuple[str, int] | None:
@@ -99,7 +108,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 class FeaturePlan:
-    """The features one detector computes, in a fixed order (`names`), and how to compute them."""
+    """The features one detector computes, in a fixed order (`names`), as arrays the kernel reads."""
 
     def __init__(self, names: Iterable[str], lateness_ms: int = DAY_MS) -> None:
         self.names: list[str] = list(dict.fromkeys(names))
@@ -107,111 +116,54 @@ class FeaturePlan:
         if unknown:
             raise ValueError(f"unknown feature(s): {', '.join(unknown)}")
         self.index = {n: i for i, n in enumerate(self.names)}
-        groups: dict[int, list[tuple[int, int]]] = {}
-        for slot, name in enumerate(self.names):
-            parsed = parse_window(name)
-            if parsed:
-                groups.setdefault(parsed[1], []).append((_AGG_CODE[parsed[0]], slot))
-        # (duration, needs amounts slice, needs merchants, [(agg, slot)]) - decided once, not per event
-        self._groups = [
-            (dur, any(a in (_SUM, _AVG, _MIN, _MAX) for a, _ in aggs),
-             any(a == _DISTINCT for a, _ in aggs), aggs)
-            for dur, aggs in sorted(groups.items())
-        ]
+        windows = sorted((parse_window(n)[1], _AGG_CODE[parse_window(n)[0]], slot)
+                         for slot, n in enumerate(self.names) if parse_window(n))
+        # (duration, aggregate, slot) sorted by duration: the kernel bisects once per duration
+        self.windows = np.array(windows, dtype=np.int64).reshape(-1, 3)
         want = set(self.names)
-        self._extras = [(n, self.index[n]) for n in EXTRA_FEATURES if n in want]
-        self._profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
+        # features looked up in Python (merchant and report tables), in `inputs` order
+        self.inputs = [n for n in EXTRA_FEATURES if n in want and n not in _CARD_CODE]
+        extras = [(_CARD_CODE[n], self.index[n], 0) for n in EXTRA_FEATURES if n in _CARD_CODE and n in want]
+        extras += [(K.E_INPUT, self.index[n], K.IN_F_FIXED + c) for c, n in enumerate(self.inputs)]
+        self.extras = np.array(extras, dtype=np.int64).reshape(-1, 3)
+        self.profile = bool(want & {"amount_z_30d", "amount_to_avg_30d", "amount_to_max_30d"})
         self.feedback = FeedbackIndex()  # the detector replaces it when it is given reports
         self.uses_merchants = bool(want & MERCHANT_FEATURES)
         self.merchants = MerchantTable(lateness_ms)  # a Kafka worker replaces it with its global table
-        longest = max((d for d, *_ in self._groups), default=0)
+        self._inputs = [(n in _MERCHANT_SLOT, _MERCHANT_SLOT.get(n, _FEEDBACK_ONLY.index(n) if n in _FEEDBACK_ONLY else 0))
+                        for n in self.inputs]
+        longest = max((int(d) for d in self.windows[:, 0]), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
     def new_vector(self) -> list[float]:
         return [NAN] * len(self.names)
 
-    def compute(self, h: CardHistory, i: int, tx, out: list[float]) -> None:
-        """Fill `out` for the event just inserted at index `i` of history `h`."""
-        times = h.ts
-        t = times[i]
-        hi = i + 1  # insert() puts an event after every event with the same time
-        for dur, need_amt, need_mer, aggs in self._groups:
-            lo = bisect_right(times, t - dur, 0, i)
-            n = hi - lo
-            if need_amt:
-                window = h.amt[lo:hi]
-            for agg, slot in aggs:
-                if agg == _COUNT:
-                    out[slot] = n
-                elif agg == _SUM:
-                    out[slot] = sum(window)
-                elif agg == _AVG:
-                    out[slot] = sum(window) / n
-                elif agg == _MIN:
-                    out[slot] = min(window)
-                elif agg == _MAX:
-                    out[slot] = max(window)
-                else:
-                    out[slot] = len(set(h.mer[lo:hi]))
-        if not self._extras:
-            return
-        amount = h.amt[i]
-        plo = bisect_right(times, t - PROFILE_MS, 0, i)  # the card's earlier 30 days: [plo, i)
-        travel: tuple[float, float] | None = None
-        merchant: tuple[int, ...] | None = None
-        if self._profile:
-            prior = h.amt[plo:i]
-            k = len(prior)
-            if k:
-                total = sum(prior)
-                mean = total / k
-                to_avg = amount / (1.0 + mean)
-                to_max = amount / (1.0 + max(prior))
-                if k >= 3:
-                    var = sum(map(operator.mul, prior, prior)) / k - mean * mean
-                    z = (amount - mean) / max(math.sqrt(var) if var > 0 else 0.0, 1.0)
-                else:
-                    z = NAN
-            else:
-                to_avg = to_max = z = NAN
-        for name, slot in self._extras:
-            if name == "amount":
-                out[slot] = amount
-            elif name == "secs_since_prev":
-                out[slot] = (t - times[i - 1]) / 1000.0 if i else NAN
-            elif name == "dist_prev_km" or name == "speed_kmh":
-                if travel is None:
-                    travel = self._travel(h, i)
-                out[slot] = travel[0] if name == "dist_prev_km" else travel[0] / travel[1]
-            elif name == "new_merchant":
-                out[slot] = 0.0 if h.mer[i] in h.mer[plo:i] else 1.0
-            elif name == "hour_of_day":
-                out[slot] = (t % DAY_MS) / 3_600_000.0
-            elif name == "card_present":
-                cp = tx.card_present
-                out[slot] = NAN if cp is None else float(cp)
-            elif name == "amount_z_30d":
-                out[slot] = z
-            elif name == "amount_to_avg_30d":
-                out[slot] = to_avg
-            elif name == "amount_to_max_30d":
-                out[slot] = to_max
-            elif name == "hour_habit_30d":
-                out[slot] = self._hour_habit(times, plo, i, t)
-            elif name == "card_frauds_known_30d":
-                out[slot] = FeedbackIndex.count(self.feedback.cards.get(tx.card_id), t, PROFILE_MS)
-            elif name == "merchant_days_since_known_fraud":
-                out[slot] = FeedbackIndex.days_since_latest(self.feedback.merchants.get(tx.merchant_id), t)
-            elif name == "card_days_since_known_fraud":
-                out[slot] = FeedbackIndex.days_since_latest(self.feedback.cards.get(tx.card_id), t)
-            elif name == "merchant_frauds_known_7d":
-                out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, 7 * DAY_MS)
-            elif name == "merchant_frauds_known_30d":
-                out[slot] = FeedbackIndex.count(self.feedback.merchants.get(tx.merchant_id), t, PROFILE_MS)
-            else:
+    def input_values(self, card_id: str, merchant_id: str, t: int) -> list[float]:
+        """The merchant and report features of one event, in `inputs` order."""
+        merchant = reports = None
+        out = []
+        for is_merchant, k in self._inputs:
+            if is_merchant:
                 if merchant is None:
-                    merchant = self._merchant(tx.merchant_id, t)
-                out[slot] = merchant[_MERCHANT_SLOT[name]]
+                    merchant = self._merchant(merchant_id, t)
+                out.append(merchant[k])
+            else:
+                if reports is None:
+                    reports = self._reports(card_id, merchant_id, t)
+                out.append(reports[k])
+        return out
+
+    def _reports(self, card_id: str, merchant_id: str, t: int) -> tuple[float, ...]:
+        """The fraud-report features, in `_FEEDBACK_ONLY` order."""
+        cards = self.feedback.cards.get(card_id)
+        merchants = self.feedback.merchants.get(merchant_id)
+        if cards is None and merchants is None:
+            return (0, 0, 0, NAN, NAN)
+        return (FeedbackIndex.count(cards, t, PROFILE_MS),
+                FeedbackIndex.count(merchants, t, 7 * DAY_MS),
+                FeedbackIndex.count(merchants, t, PROFILE_MS),
+                FeedbackIndex.days_since_latest(merchants, t),
+                FeedbackIndex.days_since_latest(cards, t))
 
     def _merchant(self, merchant_id: str, t: int) -> tuple[float, ...]:
         """The merchant_* delayed-window features, in `_MERCHANT_SLOT` order."""
@@ -225,29 +177,3 @@ class FeaturePlan:
         else:
             f1 = f7 = f30 = 0
         return (n1, n7, n30, f1 / n1 if n1 else NAN, f7 / n7 if n7 else NAN, f30 / n30 if n30 else NAN, cards)
-
-    @staticmethod
-    def _hour_habit(times: list[int], lo: int, i: int, t: int) -> float:
-        if lo == i:
-            return NAN
-        near = 0
-        mine = t % DAY_MS
-        for x in times[lo:i]:
-            d = abs(x % DAY_MS - mine)
-            if d <= 7_200_000 or d >= DAY_MS - 7_200_000:
-                near += 1
-        return near / (i - lo)
-
-    @staticmethod
-    def _travel(h: CardHistory, i: int) -> tuple[float, float]:
-        """(km, hours) from the previous card-present payment with a location; (NaN, 1) if none."""
-        if not h.cp[i]:
-            return NAN, 1.0
-        cps = h.cp
-        j = i - 1
-        while j >= 0 and not cps[j]:
-            j -= 1
-        if j < 0:
-            return NAN, 1.0
-        dist = haversine_km(h.lat[j], h.lon[j], h.lat[i], h.lon[i])
-        return dist, max(h.ts[i] - h.ts[j], 60_000) / 3_600_000.0

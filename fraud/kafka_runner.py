@@ -321,6 +321,8 @@ class KafkaRunner:
         replayed_before = self.counts["replayed"]
         try:
             while task.position < until:
+                txs = []
+                marked = task.position // 5000
                 for m in reader.consume(1000, timeout=1.0):
                     if m.error():
                         if m.error().code() == KafkaError._PARTITION_EOF:
@@ -329,13 +331,14 @@ class KafkaRunner:
                     if m.offset() >= until:
                         break
                     try:
-                        det.update(decode(m.value()))
+                        txs.append(decode(m.value()))
                     except BadRecord:
                         pass
                     task.after_record(m.offset())
                     self.counts["replayed"] += 1
-                    if task.position % 5000 == 0:
-                        task.commit_metadata()  # keep the replay bound moving during long replays
+                det.run(txs)
+                if task.position // 5000 != marked:
+                    task.commit_metadata()  # keep the replay bound moving during long replays
                 # Offsets may have gaps (transaction markers, compaction): trust the reader's position.
                 pos = reader.position(part)[0].offset
                 if pos >= until:
@@ -456,20 +459,15 @@ class KafkaRunner:
         """Decide the batch and produce its outputs into the open transaction; returns its decision
         counts and latencies, which count once the transaction is committed.
 
-        Every transaction first goes through its card state, features and rules in arrival order;
-        the model then scores all their feature vectors in one numpy pass (`FastModel.score_rows`,
-        bitwise equal to scoring them one by one, several times cheaper per row), and the decisions
-        are produced in the same order. Every partition's detector binds the shared model to the
-        same feature layout (one plan per rule set and model), so the rows stack.
+        Each partition's valid transactions go through its detector as one run (one kernel call,
+        in arrival order, exactly as one by one); the decisions are then produced in that order.
         """
         producer = self.producer
         clock = time.perf_counter_ns
         out_topic, dlq_topic = self.output_topic, self.dlq_topic
         counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
         lat: list[float] = []
-        model = self.model
-        pending = []
-        vectors = []
+        runs: dict[int, tuple[list, list]] = {}
         for m, tx, arrived in items:
             task = self.tasks.get(m.partition())
             if task is None:  # revoked in between: another worker owns it now
@@ -483,20 +481,17 @@ class KafkaRunner:
                                                      "record": mask_pans(m.value() or b"").decode("utf-8", "replace")}))
                 counts["dead_letters"] += 1
             else:
-                det = task.detector
-                late = det.update(tx)
-                fired, severity = det.rules_fired()
-                if model is not None:
-                    vectors.append(det.vector.copy())
-                pending.append((det, tx, late, fired, severity, arrived))
+                txs, times = runs.setdefault(m.partition(), ([], []))
+                txs.append(tx)
+                times.append(arrived)
             task.after_record(m.offset())
             touched[m.partition()] = task
-        scores = model.score_rows(vectors) if model is not None and vectors else [None] * len(pending)
-        for (det, tx, late, fired, severity, arrived), score in zip(pending, scores):
-            d = det.decision(tx, late, fired, severity, score, arrived, clock)
-            producer.produce(out_topic, key=tx.card_id.encode(), value=orjson.dumps(d))
-            counts[d["decision"]] += 1
-            lat.append(d["latency_ms"])
+        for partition, (txs, times) in runs.items():
+            det = self.tasks[partition].detector
+            for d in det.records(txs, det.run(txs), times, clock):
+                producer.produce(out_topic, key=d["card_id"].encode(), value=orjson.dumps(d))
+                counts[d["decision"]] += 1
+                lat.append(d["latency_ms"])
         return counts, lat
 
     def _commit(self) -> None:

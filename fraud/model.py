@@ -2,8 +2,9 @@
 
 Why not `predict_proba` per event: scikit-learn validates its input on every call (tens of
 microseconds). The trees of a fitted `HistGradientBoostingClassifier` (boosted, log-odds leaves) and,
-optionally, of an `ExtraTreesClassifier` (forest, probability leaves) are exported once to lists and
-walked in pure Python; the model's probability is a fixed blend of the two. `tests/test_model.py`
+optionally, of an `ExtraTreesClassifier` (forest, probability leaves) are exported once to flat node
+arrays that the compiled kernel walks in the same call that computes the features (`kernel.py`);
+the model's probability is a fixed blend of the two. `tests/test_model.py`
 proves the result equals scikit-learn's probabilities. The saved form is JSON (`model.json`), so
 loading a model never runs code.
 """
@@ -16,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from . import kernel as K
 from .errors import UserError
 
 FORMAT = "fraudstream-trees/2"
 FORMAT_V1 = "fraudstream-gbt/1"  # boosted trees only; still read
-# Fewer rows than this are walked one by one: numpy's fixed cost per pass would dominate.
-ROWS_AT_ONCE_FROM = 8
 
 
 def _tree(t: dict) -> tuple:
@@ -30,79 +30,28 @@ def _tree(t: dict) -> tuple:
             t["value"])
 
 
-def _compile(trees: list, remap: list[int] | None = None) -> list[list[tuple]]:
-    """Per tree, one tuple per node: (feature slot, threshold, left, right, child for NaN); a leaf has
-    feature -1 and its value in place of the threshold. One list index and one unpack per step."""
-    out = []
+def _flatten(trees: list, remap: list[int]) -> tuple[list, list, list]:
+    """Trees as flat node rows for the kernel: (feature slot, left, right, child for NaN) and a
+    threshold (a leaf's value for a leaf: feature -1), children as global node numbers; the roots."""
+    node_i: list[tuple[int, int, int, int]] = []
+    node_f: list[float] = []
+    roots: list[int] = []
     for feat, thr, left, right, mleft, value in trees:
-        out.append([(-1, value[i], 0, 0, 0) if f < 0 else
-                    (remap[f] if remap else f, thr[i], left[i], right[i], left[i] if mleft[i] else right[i])
-                    for i, f in enumerate(feat)])
-    return out
-
-
-def _walk(trees: list[list[tuple]], x: list[float]) -> float:
-    """Sum of the leaf values the feature vector reaches (NaN compares false both ways: it takes the
-    child scikit-learn sends missing values to)."""
-    total = 0.0
-    for nodes in trees:
-        f, t, left, right, missing = nodes[0]
-        while f >= 0:
-            v = x[f]
-            f, t, left, right, missing = nodes[left if v <= t else right if v > t else missing]
-        total += t
-    return total
-
-
-def _flatten(compiled: list[list[tuple]]) -> tuple:
-    """All trees of one part as flat node arrays, for scoring many rows at once: feature slot,
-    threshold (a leaf's value for a leaf), the three children as global node numbers (a leaf points
-    to itself, so extra steps stay put), the roots, and the deepest path."""
-    feat, thr, left, right, miss, roots = [], [], [], [], [], []
-    depth = 0
-    for nodes in compiled:
-        o = len(feat)
+        o = len(node_i)
         roots.append(o)
-        for i, (f, t, lc, rc, mc) in enumerate(nodes):
-            feat.append(f)
-            thr.append(t)
+        for i, f in enumerate(feat):
             if f < 0:
-                lc = rc = mc = i
-            left.append(o + lc)
-            right.append(o + rc)
-            miss.append(o + mc)
-        stack = [(0, 0)]
-        while stack:
-            i, d = stack.pop()
-            if nodes[i][0] < 0:
-                depth = max(depth, d)
+                node_i.append((-1, o + i, o + i, o + i))
+                node_f.append(float(value[i]))
             else:
-                stack += [(nodes[i][2], d + 1), (nodes[i][3], d + 1)]
-    return (np.array(feat, dtype=np.intp), np.array(thr, dtype=np.float64), np.array(left, dtype=np.intp),
-            np.array(right, dtype=np.intp), np.array(miss, dtype=np.intp), np.array(roots, dtype=np.intp), depth)
-
-
-def _walk_rows(flat: tuple, X: np.ndarray) -> np.ndarray:
-    """`_walk` for every row of X at once: all trees step together, one level per pass. The leaf
-    values are added tree by tree in the same order as `_walk`, so each row's sum is bitwise equal."""
-    feat, thr, left, right, miss, roots, depth = flat
-    n = X.shape[0]
-    idx = np.repeat(roots[:, None], n, axis=1)
-    rows = np.arange(n)[None, :]
-    for _ in range(depth):
-        v = X[rows, feat[idx]]  # a leaf's slot -1 reads some column: its children are itself
-        t = thr[idx]
-        idx = np.where(v <= t, left[idx], np.where(v > t, right[idx], miss[idx]))
-    leaves = thr[idx]
-    total = np.zeros(n)
-    for row in leaves:
-        total += row
-    return total
+                node_i.append((remap[f], o + left[i], o + right[i], o + (left[i] if mleft[i] else right[i])))
+                node_f.append(thr[i])
+    return node_i, node_f, roots
 
 
 class FastModel:
     """P(fraud | features) = forest_weight * mean(forest leaves) + (1 - forest_weight) * sigmoid(baseline
-    + sum(boosted leaves)); without a forest, the boosted part alone."""
+    + sum(boosted leaves)); without a forest, the boosted part alone. Walked by the compiled kernel."""
 
     def __init__(self, spec: dict) -> None:
         fmt = spec.get("format")
@@ -121,45 +70,49 @@ class FastModel:
         self.forest_weight = float(forest["weight"]) if forest else 0.0
         if not 0.0 <= self.forest_weight <= 1.0:
             raise ValueError(f"forest weight {self.forest_weight} outside [0, 1]")
+        for feat, _, left, right, _, _ in self._boosted + self._forest:
+            n = len(feat)
+            if any(f >= len(self.features) for f in feat):
+                raise ValueError("a tree splits on a feature the model does not list")
+            # children after their parent (as scikit-learn numbers them): every walk ends at a leaf
+            if any(not i < c < n for i, (f, lc, rc) in enumerate(zip(feat, left, right)) if f >= 0
+                   for c in (lc, rc)):
+                raise ValueError("a tree node's child is not a later node of the same tree")
         self._forest_scale = self.forest_weight / len(self._forest) if self._forest else 0.0
-        self._bound = (_compile(self._boosted), _compile(self._forest))
-        self._flat: tuple | None = None
+        self.bind({f: i for i, f in enumerate(self.features)})
 
     def bind(self, index: dict[str, int]) -> None:
-        """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's vector."""
+        """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's rows."""
         remap = [index[f] for f in self.features]
-        self._bound = (_compile(self._boosted, remap), _compile(self._forest, remap))
-        self._flat = None
+        node_i, node_f, roots = _flatten(self._boosted + self._forest, remap)
+        self.node_i = np.array(node_i, dtype=np.int64).reshape(-1, 4)
+        self.node_f = np.array(node_f, dtype=np.float64)
+        self.roots = np.array(roots, dtype=np.int64)
+        self.width = max(remap, default=-1) + 1
+        # the kernel's model settings (kernel.C_* / kernel.F_* positions)
+        self.cfg = np.zeros(K.CFG_SIZE, dtype=np.int64)
+        self.cfg[K.C_NBOOST] = len(self._boosted)
+        self.cfg[K.C_NFOREST] = len(self._forest)
+        self.cfg[K.C_MODEL] = 1
+        self.fcfg = np.zeros(K.FCFG_SIZE, dtype=np.float64)
+        self.fcfg[K.F_BASE] = self.baseline
+        self.fcfg[K.F_FSCALE] = self._forest_scale
+        self.fcfg[K.F_FWEIGHT] = self.forest_weight
 
-    def score(self, x: list[float]) -> float:
+    def score(self, x) -> float:
         """P(fraud) for one feature vector (NaN = missing)."""
-        boosted, forest = self._bound
-        raw = self.baseline + _walk(boosted, x)
-        p = 0.0 if raw < -700.0 else 1.0 / (1.0 + math.exp(-raw))
-        if forest:
-            return self._forest_scale * _walk(forest, x) + (1.0 - self.forest_weight) * p
-        return p
+        return self.score_rows(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
 
     def score_rows(self, X: np.ndarray) -> list[float]:
-        """`score` of every row of X (rows of float feature vectors as `score` reads them), bitwise
-        equal to calling it row by row; many times faster on a few hundred rows (a Kafka batch): the
-        trees are walked by numpy, one level of all trees and rows per step."""
-        X = np.asarray(X, dtype=np.float64)
+        """`score` of every row of X, in the kernel (the same code that scores live events)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError(f"score_rows needs a 2-D array of rows, got shape {X.shape}")
-        if len(X) < ROWS_AT_ONCE_FROM:
-            return [self.score(row) for row in X.tolist()]
-        if self._flat is None:
-            boosted, forest = self._bound
-            self._flat = (_flatten(boosted), _flatten(forest) if forest else None)
-        flat_boosted, flat_forest = self._flat
-        raw = (self.baseline + _walk_rows(flat_boosted, X)).tolist()
-        exp = math.exp
-        p = [0.0 if r < -700.0 else 1.0 / (1.0 + exp(-r)) for r in raw]
-        if flat_forest is None:
-            return p
-        blended = self._forest_scale * _walk_rows(flat_forest, X) + (1.0 - self.forest_weight) * np.array(p)
-        return blended.tolist()
+        if X.shape[1] < self.width:
+            raise ValueError(f"rows have {X.shape[1]} features, the model reads {self.width}")
+        out = np.empty(len(X))
+        K.score_rows(X, self.node_i, self.node_f, self.roots, self.cfg, self.fcfg, out)
+        return out.tolist()
 
 
 def _threshold(t: float) -> float | str:

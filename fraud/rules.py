@@ -1,6 +1,7 @@
-"""Rules from YAML (SPEC.md section 4): validated as a whole on load, compiled once to closures.
+"""Rules from YAML (SPEC.md section 4): validated as a whole on load, compiled once to an array program.
 
-Rules are data: a condition tree becomes nested closures over feature slots, never `eval`.
+Rules are data: a condition tree becomes a postfix program of (op, feature slot, constant) rows that
+the compiled kernel evaluates (`kernel._rules`), never `eval` and never generated source.
 Comparisons with a missing feature value (NaN) are false, so `not` of one is true: write rules
 with that in mind (documented in the README).
 """
@@ -8,24 +9,21 @@ with that in mind (documented in the README).
 from __future__ import annotations
 
 import math
-import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+import numpy as np
+
+from . import kernel as K
 from .errors import ConfigError
 from .features import MAX_WINDOW_DAYS, MAX_WINDOW_MS, is_known, parse_window
 from .yaml_files import parse_yaml
 
 ACTIONS = ("allow", "review", "block")
 SEVERITY = {a: i for i, a in enumerate(ACTIONS)}
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
-}
+_OPS = {"<": K.OP_LT, "<=": K.OP_LE, ">": K.OP_GT, ">=": K.OP_GE, "==": K.OP_EQ, "!=": K.OP_NE}
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
-Condition = Callable[[list], bool]
 
 
 class _FieldError(ValueError):
@@ -51,38 +49,52 @@ class RuleSet:
     def features(self) -> list[str]:
         return list(dict.fromkeys(f for r in self.rules for f in r.features))
 
-    def bind(self, index: dict[str, int]) -> list[tuple[str, int, Condition]]:
-        """Compile every rule against a feature plan's slots: (name, severity, test)."""
-        return [(r.name, SEVERITY[r.action], _compile(r.when, index)) for r in self.rules]
+    def program(self, index: dict[str, int]) -> "RuleProgram":
+        """Compile every rule against a feature plan's slots into the kernel's array program."""
+        code: list[tuple[int, int]] = []
+        consts: list[float] = []
+        spans = [0]
+        for r in self.rules:
+            _emit(r.when, index, code, consts)
+            spans.append(len(code))
+        return RuleProgram(
+            names=[r.name for r in self.rules],
+            code=np.array(code, dtype=np.int64).reshape(-1, 2),
+            consts=np.array(consts, dtype=np.float64),
+            spans=np.array(spans, dtype=np.int64),
+            severity=np.array([SEVERITY[r.action] for r in self.rules], dtype=np.int64))
 
 
-def _compile(cond: dict, index: dict[str, int]) -> Condition:
+@dataclass
+class RuleProgram:
+    """Rules as data for the kernel: per rule a postfix run of (op, arg) with a constant each
+    (comparisons push `feature[arg] op const`, all/any pop `arg` results, not negates the top)."""
+    names: list[str]
+    code: np.ndarray      # (ops, 2) int64
+    consts: np.ndarray    # (ops,) float64
+    spans: np.ndarray     # rule r is code[spans[r]:spans[r + 1]]
+    severity: np.ndarray  # per rule: 0 allow, 1 review, 2 block
+
+    @classmethod
+    def empty(cls) -> "RuleProgram":
+        return RuleSet([], None).program({})
+
+
+def _emit(cond: dict, index: dict[str, int], code: list, consts: list) -> None:
+    """Append the postfix program of one (validated) condition."""
     if "feature" in cond:
-        slot = index[cond["feature"]]
-        value = float(cond["value"])
-        if cond["op"] == "!=":  # a missing value (NaN) fails every comparison, `!=` included
-            return lambda v: (x := v[slot]) == x and x != value
-        op = _OPS[cond["op"]]
-        return lambda v: op(v[slot], value)
+        code.append((_OPS[cond["op"]], index[cond["feature"]]))
+        consts.append(float(cond["value"]))
+        return
     key, arg = next(iter(cond.items()))
     if key == "not":
-        inner = _compile(arg, index)
-        return lambda v: not inner(v)
-    parts = tuple(_compile(c, index) for c in arg)
-    if key == "all":
-        def all_of(v: list) -> bool:
-            for p in parts:
-                if not p(v):
-                    return False
-            return True
-        return all_of
-
-    def any_of(v: list) -> bool:
-        for p in parts:
-            if p(v):
-                return True
-        return False
-    return any_of
+        _emit(arg, index, code, consts)
+        code.append((K.OP_NOT, 0))
+    else:
+        for c in arg:
+            _emit(c, index, code, consts)
+        code.append((K.OP_ALL if key == "all" else K.OP_ANY, len(arg)))
+    consts.append(0.0)
 
 
 def _check_condition(cond: object, where: str, feats: list[str]) -> None:

@@ -1,31 +1,38 @@
-"""Per-card state in RocksDB (rocksdict) behind a bounded write-back cache, with checkpoints.
+"""Per-card state in RocksDB (rocksdict) behind a bounded in-memory arena, with checkpoints.
 
 Crash consistency (ARCHITECTURE.md, State): card states change only in memory between checkpoints;
 `checkpoint(meta)` writes every changed card *and* the input position they reflect in one RocksDB
 write batch, so the store on disk is always a state "as of" some position, never a mix.
-Cards pushed out of the bounded cache while dirty wait, serialised, in `_pending` until that batch.
+Cards pushed out of memory while dirty wait, serialised, in `_pending` until that batch.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
-from .history import CardHistory
+from .arena import CARD_FORMAT, CardArena, StaleCardFormat
+from .errors import UserError
 
 META_KEY = b"\x00meta"
 CARD_PREFIX = b"c:"
+MAX_EVENTS_PER_CARD = 10_000  # a card's events kept at most (the oldest make way beyond it)
 
 
 class StateStore:
-    """Card histories keyed by card id. `path=None` keeps RocksDB in a temporary directory."""
+    """Card histories keyed by card id. `path=None` keeps RocksDB in a temporary directory.
 
-    def __init__(self, path: str | Path | None = None, cache_size: int = 100_000) -> None:
+    In memory the cards live in a `CardArena` (at most `cache_size` of them); RocksDB holds each
+    card's saved form, written at checkpoints.
+    """
+
+    def __init__(self, path: str | Path | None = None, cache_size: int = 100_000,
+                 max_events: int = MAX_EVENTS_PER_CARD) -> None:
         self._tmp = None
         if path is None:
             self._tmp = tempfile.mkdtemp(prefix="fraud-state-")
@@ -35,35 +42,43 @@ class StateStore:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         self._db = Rdict(str(self.path), opts)
-        self._cache: OrderedDict[str, CardHistory] = OrderedDict()
+        meta = self.meta()
+        if meta is not None and meta.get("card_format") != CARD_FORMAT:
+            self._db.close()
+            raise UserError(f"{self.path}: state written by an older fraudstream (card format "
+                            f"v{meta.get('card_format', 1)}, this version reads v{CARD_FORMAT}); "
+                            "use an empty --state directory")
         self._pending: dict[bytes, bytes] = {}
         self.cache_size = cache_size
+        self.arena = CardArena(max_events, cache_size, self._keep_evicted)
 
-    def get(self, card_id: str) -> CardHistory:
-        """The card's history, loaded into the cache on a miss (a new card gets an empty one)."""
-        cache = self._cache
-        h = cache.get(card_id)
-        if h is not None:
-            cache.move_to_end(card_id)
-            return h
+    def _keep_evicted(self, card_id: str, data: bytes) -> None:
+        self._pending[CARD_PREFIX + card_id.encode()] = data
+
+    def slots(self, card_ids: list[str]) -> np.ndarray:
+        """The arena slot of each card (loading those not in memory), marked as used by this run."""
+        arena = self.arena
+        get = arena.slot_of.get
+        out = []
+        for card_id in card_ids:
+            s = get(card_id)
+            if s is None:
+                s = self._load(card_id)
+            out.append(s)
+        slots = np.array(out, dtype=np.int64)
+        arena.mark_used(slots)
+        return slots
+
+    def _load(self, card_id: str) -> int:
         key = CARD_PREFIX + card_id.encode()
         data = self._pending.pop(key, None)
         dirty = data is not None  # a pending card is not on disk yet
         if data is None:
             data = self._db.get(key)
-        h = CardHistory.from_bytes(data) if data is not None else CardHistory()
-        h.dirty = dirty
-        cache[card_id] = h
-        if len(cache) > self.cache_size:
-            self._evict()
-        return h
-
-    def _evict(self) -> None:
-        cache = self._cache
-        while len(cache) > self.cache_size:
-            card_id, h = cache.popitem(last=False)
-            if h.dirty:
-                self._pending[CARD_PREFIX + card_id.encode()] = h.to_bytes()
+        try:
+            return self.arena.admit(card_id, data, dirty)
+        except StaleCardFormat as exc:
+            raise UserError(f"{self.path}: {exc}; use an empty --state directory") from None
 
     def checkpoint(self, meta: dict) -> None:
         """Write dirty cards and `meta` (input position, watermark, ...) in one atomic batch."""
@@ -71,18 +86,17 @@ class StateStore:
         for key, data in self._pending.items():
             wb.put(key, data)
         self._pending.clear()
-        for card_id, h in self._cache.items():
-            if h.dirty:
-                wb.put(CARD_PREFIX + card_id.encode(), h.to_bytes())
-                h.dirty = False
-        wb.put(META_KEY, orjson.dumps(meta))
+        arena = self.arena
+        for s in arena.dirty_slots():
+            wb.put(CARD_PREFIX + arena.card_of[s].encode(), arena.encode(s))
+        arena.clear_dirty()
+        wb.put(META_KEY, orjson.dumps({**meta, "card_format": CARD_FORMAT}))
         self._db.write(wb)
 
     def discard(self) -> None:
         """Forget every change since the last checkpoint (an aborted Kafka transaction)."""
-        self._cache.clear()
+        self.arena.reset()
         self._pending.clear()
-
     def meta(self) -> dict | None:
         """The metadata of the last checkpoint, or None for a fresh store."""
         data = self._db.get(META_KEY)

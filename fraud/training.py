@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import platform
 import sys
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .detector import Detector, DetectorSettings
+from .detector import Detector, DetectorSettings, runs_of
 from .evaluation import load_labels_full
 from .features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from .feedback import FeedbackIndex
@@ -75,25 +74,21 @@ def replay(tx_path: str, features: list[str], settings: DetectorSettings = Detec
     store = StateStore(None, cache_size=1 << 62)  # training replay: everything stays in memory
     det = Detector(store, settings=settings, extra_features=features, feedback=feedback)
     slots = [det.plan.index[f] for f in features]
-    flat = array("d")
+    parts: list[np.ndarray] = []
     tx_ids: list[str] = []
     card_ids: list[str] = []
-    ts = array("q")
-    vec = det.vector
+    ts: list[int] = []
     rejected: list[int] = []
     try:
-        for tx in iter_transactions(tx_path, progress, rejected=rejected):
-            det.update(tx)
-            flat.extend([vec[s] for s in slots])
-            tx_ids.append(tx.tx_id)
-            card_ids.append(tx.card_id)
-            ts.append(tx.ts)
+        for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
+            parts.append(det.run(run).X[:, slots])
+            tx_ids += [tx.tx_id for tx in run]
+            card_ids += [tx.card_id for tx in run]
+            ts += [tx.ts for tx in run]
     finally:
         store.close()
-    X = np.frombuffer(flat, dtype=np.float64).reshape(-1, len(features)) if tx_ids else \
-        np.empty((0, len(features)))
-    return FeatureRows(X, tx_ids, np.frombuffer(ts, dtype=np.int64) if tx_ids else np.empty(0, np.int64),
-                       card_ids, len(rejected))
+    X = np.concatenate(parts) if parts else np.empty((0, len(features)))
+    return FeatureRows(X, tx_ids, np.array(ts, dtype=np.int64), card_ids, len(rejected))
 
 
 def file_digest(path: str) -> str:

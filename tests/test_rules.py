@@ -4,11 +4,13 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from fraud.errors import ConfigError, UserError
 from fraud.features import FeaturePlan
+from fraud import kernel as K
 from fraud.rules import ACTIONS, RuleSet, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +48,9 @@ def test_shipped_rules_load():
     assert all(r.action in ACTIONS for r in rs.rules)
     # compiles against a plan of exactly its features
     plan = FeaturePlan(rs.features)
-    bound = rs.bind(plan.index)
-    assert [b[0] for b in bound] == names
+    program = rs.program(plan.index)
+    assert program.names == names
+    assert len(program.spans) == len(names) + 1 and program.spans[-1] == len(program.code)
 
 
 def test_no_rules_only_when_said_so():
@@ -315,14 +318,17 @@ rules:
 def compile_one(when, extra=()):
     rs = parse_rules({"rules": [rule("r", when=when)]})
     plan = FeaturePlan(list(extra) + rs.features)
-    ((name, sev, test),) = rs.bind(plan.index)
-    assert name == "r" and sev == ACTIONS.index("block")
+    prog = rs.program(plan.index)
+    assert prog.names == ["r"] and prog.severity.tolist() == [ACTIONS.index("block")]
 
     def run(**values):
-        v = plan.new_vector()
+        X = np.array([plan.new_vector()])
         for k, x in values.items():
-            v[plan.index[k]] = x
-        return test(v)
+            X[0, plan.index[k]] = x
+        fired = np.zeros((1, 1), dtype=np.bool_)
+        K._rules(0, X, prog.code, prog.consts, prog.spans, prog.severity,
+                 np.empty(len(prog.code), dtype=np.bool_), fired)
+        return bool(fired[0, 0])
     return run
 
 
@@ -389,7 +395,8 @@ def test_nan_inside_all_any():
 def test_action_severity_order():
     rs = parse_rules({"rules": [rule("a", action="allow"), rule("b", action="review"), rule("c", action="block")]})
     plan = FeaturePlan(rs.features)
-    sev = {name: s for name, s, _ in rs.bind(plan.index)}
+    prog = rs.program(plan.index)
+    sev = dict(zip(prog.names, prog.severity.tolist()))
     assert sev["a"] < sev["b"] < sev["c"]
 
 
