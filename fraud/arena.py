@@ -12,7 +12,6 @@ beyond that are handed to `on_evict` (the state store keeps them until the next 
 from __future__ import annotations
 
 import struct
-from hashlib import blake2b
 from typing import Callable
 
 import numpy as np
@@ -21,11 +20,6 @@ from .kernel import CAP, CM_COLS, CTL_SIZE, DIRTY, HEAD, LEN, MIN_CAP, SEQ, STAR
 
 CARD_FORMAT = 2  # v1: per-field arrays written by the pure-Python core; not read any more
 _HEADER = struct.Struct("<BI")
-
-
-def merchant_key(merchant_id: str) -> int:
-    """Stable 64-bit key of a merchant id (Python's `hash` is salted per process)."""
-    return int.from_bytes(blake2b(merchant_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 class StaleCardFormat(ValueError):

@@ -17,7 +17,6 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import kernel as K
-from .arena import merchant_key
 from .feedback import FeedbackIndex
 from .features import FeaturePlan
 from .merchant_table import MerchantTable
@@ -28,7 +27,6 @@ from .state_store import StateStore
 
 DEFAULT_THRESHOLDS = {"review": 0.5, "block": 0.9}
 NAN = math.nan
-_MERCHANT_KEYS_MAX = 1 << 20  # interned merchant keys kept (a cache: cleared when full)
 REPLAY_RUN = 4096  # events per kernel call in replays (training, backtests): nothing waits offline
 
 
@@ -46,15 +44,27 @@ class DetectorSettings:
 
 
 class RunResult:
-    """What the kernel decided for a run: per event the feature row, late flag, fired rules, decision."""
+    """What the kernel decided for a run: per event the feature row, late flag, fired rules, decision.
 
-    __slots__ = ("X", "out_i", "out_f", "fired")
+    The arrays are reused by the detector's next run (no allocation per run): copy what must outlive it.
+    """
 
-    def __init__(self, n: int, width: int, rules: int) -> None:
+    __slots__ = ("X", "out_i", "out_f", "fired", "in_i", "in_f", "windows")
+
+    def __init__(self, n: int, width: int, inputs: int, rules: int) -> None:
         self.X = np.full((n, width), NAN)
         self.out_i = np.zeros((n, 4), dtype=np.int64)
         self.out_f = np.zeros((n, 2), dtype=np.float64)
         self.fired = np.zeros((n, rules), dtype=np.bool_)
+        self.in_i = np.zeros((n, 3), dtype=np.int64)
+        self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))
+        self.windows = np.zeros((n, 4), dtype=np.int64)
+
+    def head(self, n: int) -> "RunResult":
+        view = RunResult.__new__(RunResult)
+        for name in RunResult.__slots__:
+            setattr(view, name, getattr(self, name)[:n])
+        return view
 
 
 class Detector:
@@ -89,10 +99,10 @@ class Detector:
         self._keep_ms = self.plan.retention_ms + settings.allowed_lateness_ms
         if model is not None:
             model.bind(self.plan.index)
-            self._trees = (model.node_i, model.node_f, model.roots)
+            self._trees = (model.nodes, model.roots)
             cfg, fcfg = model.cfg.copy(), model.fcfg.copy()
         else:
-            self._trees = (np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0, np.int64))
+            self._trees = (np.zeros(0, K.NODE), np.zeros(0, np.int64))
             cfg, fcfg = np.zeros(K.CFG_SIZE, np.int64), np.zeros(K.FCFG_SIZE)
         cfg[K.C_BOUND] = settings.watermark_bound_ms
         cfg[K.C_KEEP] = self._keep_ms
@@ -103,10 +113,11 @@ class Detector:
         self._cfg, self._fcfg = cfg, fcfg
         self._hkeys = np.zeros(2 * store.arena.max_events + 16, dtype=np.int64)
         self._hstamp = np.zeros_like(self._hkeys)
-        self._mkeys: dict[str, int] = {}
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
             self.max_ts = int(meta["max_ts"])
+        self._buf = RunResult(0, len(self.plan.names), len(self.plan.inputs), len(self.rule_names))
+        self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
@@ -135,10 +146,16 @@ class Detector:
         """Decide `txs` in arrival order (kernel.run documents the arrays)."""
         n = len(txs)
         plan = self.plan
-        res = RunResult(n, len(plan.names), len(self.rule_names))
+        res = self._heads.get(n)
+        if res is None:
+            if n > len(self._buf.X):
+                self._buf = RunResult(max(n, 2 * len(self._buf.X)), len(plan.names), len(plan.inputs),
+                                      len(self.rule_names))
+                self._heads.clear()
+            res = self._heads[n] = self._buf.head(n)
         if not n:
             return res
-        in_i, in_f = self._pack(txs)
+        in_i, in_f = self._pack(txs, res)
         store = self.store
         in_i[:, 1] = store.slots([tx.card_id for tx in txs])
         arena = store.arena
@@ -152,41 +169,43 @@ class Detector:
                 return res
             arena.make_space(arena.max_events)  # the arena is full: compact or grow, then go on
 
-    def _pack(self, txs: Sequence[Transaction]) -> tuple[np.ndarray, np.ndarray]:
-        """The run as the kernel's input rows; merchant and report features looked up in order (the
-        merchant table learns each event after its own lookup, as if events came one by one)."""
+    def _pack(self, txs: Sequence[Transaction], res: RunResult) -> tuple[np.ndarray, np.ndarray]:
+        """The run as the kernel's input rows, with each event's merchant and report features read in
+        arrival order (the merchant table counts each event after its own read, as one by one)."""
         plan = self.plan
+        table = plan.merchants
+        table.flush()
         n = len(txs)
-        width = K.IN_F_FIXED + len(plan.inputs)
-        in_i = np.empty((n, 3), dtype=np.int64)
-        flat: list[float] = []
-        ts: list[int] = []
-        mers: list[int] = []
-        mkeys = self._mkeys
-        inputs = plan.input_values if plan.inputs else None
-        table = plan.merchants if self.feeds_merchants else None
+        slot_of = table.slot_of
+        intern = table.slot
+        fixed: list[float] = []
+        mslots: list[int] = []
+        cps = CARD_PRESENT_CHANNELS
         for tx in txs:
-            t = tx.ts
-            ts.append(t)
-            m = mkeys.get(tx.merchant_id)
-            if m is None:
-                if len(mkeys) >= _MERCHANT_KEYS_MAX:
-                    mkeys.clear()
-                m = mkeys[tx.merchant_id] = merchant_key(tx.merchant_id)
-            mers.append(m)
+            s = slot_of.get(tx.merchant_id)
+            mslots.append(intern(tx.merchant_id) if s is None else s)
             ch = tx.channel
-            cp = NAN if ch is None else (1.0 if ch in CARD_PRESENT_CHANNELS else 0.0)
+            cp = NAN if ch is None else (1.0 if ch in cps else 0.0)
             if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
-                flat += (tx.amount, NAN, NAN, cp)
+                fixed += (tx.amount, NAN, NAN, cp)
             else:
-                flat += (tx.amount, tx.lat, tx.lon, cp)
-            if inputs is not None:
-                flat += inputs(tx.card_id, tx.merchant_id, t)
-            if table is not None:
-                table.add(tx.merchant_id, tx.card_id, t)
+                fixed += (tx.amount, tx.lat, tx.lon, cp)
+        in_i, in_f = res.in_i, res.in_f
+        ts = np.array([tx.ts for tx in txs], dtype=np.int64)
         in_i[:, 0] = ts
-        in_i[:, 2] = mers
-        return in_i, np.array(flat, dtype=np.float64).reshape(n, width)
+        ms = np.array(mslots, dtype=np.int64)
+        in_i[:, 2] = table.keys[ms]
+        in_f[:, :K.IN_F_FIXED] = np.array(fixed).reshape(n, K.IN_F_FIXED)
+        if plan.uses_merchants or self.feeds_merchants:
+            windows = res.windows
+            cards = np.array([hash(tx.card_id) for tx in txs], dtype=np.int64) if self.feeds_merchants \
+                else np.zeros(n, np.int64)
+            table.run(ms, cards, ts, plan.uses_merchants, self.feeds_merchants, windows, in_f, plan.merchant_cols)
+        else:
+            windows = None
+        if plan.inputs:
+            plan.correct_inputs(txs, ts, windows, in_f)
+        return in_i, in_f
 
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""
@@ -226,14 +245,14 @@ class Detector:
         """Decide one transaction, keep its feature vector in `self.vector`; return its late flag."""
         res = self.run([tx])
         self.vector = res.X[0].tolist()
-        self._last = (res, self.fired(res, 0))
+        score, ms = res.out_f[0].tolist()
+        self._last = (ACTIONS[int(res.out_i[0, K.O_DEC])], score, ms if self.model is not None else None,
+                      self.fired(res, 0))
         return bool(res.out_i[0, K.O_LATE])
 
     def score(self) -> tuple[str, float, float | None, list[str]]:
         """(decision, score, model_score, fired rule names) of the last `update`."""
-        res, fired = self._last
-        score, ms = res.out_f[0].tolist()
-        return ACTIONS[int(res.out_i[0, K.O_DEC])], score, ms if self.model is not None else None, fired
+        return self._last
 
     def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
         """(decision, score) from a severity and a model probability, as the kernel decides."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -107,6 +107,9 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 12_742.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
+_NO_REPORTS = (0, 0, 0, NAN, NAN)
+
+
 class FeaturePlan:
     """The features one detector computes, in a fixed order (`names`), as arrays the kernel reads."""
 
@@ -130,50 +133,52 @@ class FeaturePlan:
         self.feedback = FeedbackIndex()  # the detector replaces it when it is given reports
         self.uses_merchants = bool(want & MERCHANT_FEATURES)
         self.merchants = MerchantTable(lateness_ms)  # a Kafka worker replaces it with its global table
-        self._inputs = [(n in _MERCHANT_SLOT, _MERCHANT_SLOT.get(n, _FEEDBACK_ONLY.index(n) if n in _FEEDBACK_ONLY else 0))
-                        for n in self.inputs]
+        # where the kernel's input rows hold each merchant feature (in _MERCHANT_SLOT order) and
+        # each report feature (in _FEEDBACK_ONLY order); -1: not computed
+        col = {n: K.IN_F_FIXED + c for c, n in enumerate(self.inputs)}
+        self.merchant_cols = np.array([col.get(n, -1) for n in _MERCHANT_SLOT], dtype=np.int64)
+        at = [i for i, n in enumerate(_FEEDBACK_ONLY) if n in col]
+        self._report_at = np.array(at, dtype=np.intp)
+        self._report_cols = np.array([col[_FEEDBACK_ONLY[i]] for i in at], dtype=np.intp)
+        self._no_reports = np.array(_NO_REPORTS, dtype=np.float64)[self._report_at]
         longest = max((int(d) for d in self.windows[:, 0]), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
     def new_vector(self) -> list[float]:
         return [NAN] * len(self.names)
 
-    def input_values(self, card_id: str, merchant_id: str, t: int) -> list[float]:
-        """The merchant and report features of one event, in `inputs` order."""
-        merchant = reports = None
-        out = []
-        for is_merchant, k in self._inputs:
-            if is_merchant:
-                if merchant is None:
-                    merchant = self._merchant(merchant_id, t)
-                out.append(merchant[k])
-            else:
-                if reports is None:
-                    reports = self._reports(card_id, merchant_id, t)
-                out.append(reports[k])
-        return out
+    def correct_inputs(self, txs: Sequence, ts: np.ndarray, windows: np.ndarray | None, in_f: np.ndarray) -> None:
+        """Put the fraud-report features into the run's input rows: the merchant table wrote the
+        merchant features (`windows` holds each event's counts) with rates that know of no report.
+        Reports are few: only events whose card or merchant has one look them up."""
+        fbc, fbm = self.feedback.cards, self.feedback.merchants
+        if self._report_cols.size:
+            in_f[:, self._report_cols] = self._no_reports
+        if not (fbc or fbm):
+            return
+        rate_cols = self.merchant_cols[3:6].tolist()
+        for k, tx in enumerate(txs):
+            if tx.card_id not in fbc and tx.merchant_id not in fbm:
+                continue
+            t = int(ts[k])
+            if self._report_cols.size:
+                in_f[k, self._report_cols] = np.array(self._reports(tx.card_id, tx.merchant_id, t))[self._report_at]
+            entries = fbm.get(tx.merchant_id) if windows is not None else None
+            if entries:
+                cut = cutoff_hour(t) * HOUR_MS
+                for c, d in enumerate((1, 7, 30)):
+                    count = int(windows[k, c])
+                    if rate_cols[c] >= 0 and count:
+                        in_f[k, rate_cols[c]] = FeedbackIndex.count_between(entries, cut - d * DAY_MS, cut, t) / count
 
     def _reports(self, card_id: str, merchant_id: str, t: int) -> tuple[float, ...]:
         """The fraud-report features, in `_FEEDBACK_ONLY` order."""
         cards = self.feedback.cards.get(card_id)
         merchants = self.feedback.merchants.get(merchant_id)
         if cards is None and merchants is None:
-            return (0, 0, 0, NAN, NAN)
+            return _NO_REPORTS
         return (FeedbackIndex.count(cards, t, PROFILE_MS),
                 FeedbackIndex.count(merchants, t, 7 * DAY_MS),
                 FeedbackIndex.count(merchants, t, PROFILE_MS),
                 FeedbackIndex.days_since_latest(merchants, t),
                 FeedbackIndex.days_since_latest(cards, t))
-
-    def _merchant(self, merchant_id: str, t: int) -> tuple[float, ...]:
-        """The merchant_* delayed-window features, in `_MERCHANT_SLOT` order."""
-        n1, n7, n30, cards = self.merchants.window(merchant_id, t)
-        entries = self.feedback.merchants.get(merchant_id)
-        if entries:
-            cut = cutoff_hour(t) * HOUR_MS
-            f1 = FeedbackIndex.count_between(entries, cut - DAY_MS, cut, t)
-            f7 = FeedbackIndex.count_between(entries, cut - 7 * DAY_MS, cut, t)
-            f30 = FeedbackIndex.count_between(entries, cut - 30 * DAY_MS, cut, t)
-        else:
-            f1 = f7 = f30 = 0
-        return (n1, n7, n30, f1 / n1 if n1 else NAN, f7 / n7 if n7 else NAN, f30 / n30 if n30 else NAN, cards)

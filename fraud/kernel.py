@@ -348,45 +348,47 @@ def _rules(k, X, prog_i, prog_f, spans, sev, stack, fired):
     return severity, nfired
 
 
+NODE = np.dtype([("thr", np.float64), ("feat", np.int32), ("left", np.int32), ("right", np.int32),
+                 ("miss", np.int32)])  # one tree node in 24 bytes: a step reads one record
+
+
 @njit(cache=True)
-def _trees(x_row, node_i, node_f, roots, lo, hi):
+def _trees(x_row, nodes, roots, lo, hi):
     """Sum of the leaf values reached in trees roots[lo:hi], tree by tree (NaN compares false both
-    ways: it takes the child scikit-learn sends missing values to)."""
+    ways: it takes the child scikit-learn sends missing values to). A leaf has feature -1 and its
+    value in `thr`."""
     total = 0.0
     for r in range(lo, hi):
-        node = roots[r]
-        f = node_i[node, 0]
-        while f >= 0:
-            v = x_row[f]
-            t = node_f[node]
-            if v <= t:
-                node = node_i[node, 1]
-            elif v > t:
-                node = node_i[node, 2]
+        nd = nodes[roots[r]]
+        while nd.feat >= 0:
+            v = x_row[nd.feat]
+            if v <= nd.thr:
+                nd = nodes[nd.left]
+            elif v > nd.thr:
+                nd = nodes[nd.right]
             else:
-                node = node_i[node, 3]
-            f = node_i[node, 0]
-        total += node_f[node]
+                nd = nodes[nd.miss]
+        total += nd.thr
     return total
 
 
 @njit(cache=True)
-def model_score(x_row, node_i, node_f, roots, cfg, fcfg):
+def model_score(x_row, nodes, roots, cfg, fcfg):
     """P(fraud) of one feature row: forest weight x mean forest leaf + (1 - weight) x sigmoid(baseline
     + boosted leaves); without a forest the boosted part alone."""
     nb = cfg[C_NBOOST]
-    raw = fcfg[F_BASE] + _trees(x_row, node_i, node_f, roots, 0, nb)
+    raw = fcfg[F_BASE] + _trees(x_row, nodes, roots, 0, nb)
     p = 0.0 if raw < -700.0 else 1.0 / (1.0 + math.exp(-raw))
     if cfg[C_NFOREST]:
-        return fcfg[F_FSCALE] * _trees(x_row, node_i, node_f, roots, nb, nb + cfg[C_NFOREST]) \
+        return fcfg[F_FSCALE] * _trees(x_row, nodes, roots, nb, nb + cfg[C_NFOREST]) \
             + (1.0 - fcfg[F_FWEIGHT]) * p
     return p
 
 
 @njit(cache=True)
-def score_rows(X, node_i, node_f, roots, cfg, fcfg, out):
+def score_rows(X, nodes, roots, cfg, fcfg, out):
     for k in range(X.shape[0]):
-        out[k] = model_score(X[k], node_i, node_f, roots, cfg, fcfg)
+        out[k] = model_score(X[k], nodes, roots, cfg, fcfg)
 
 
 @njit(cache=True)
@@ -407,7 +409,7 @@ def decide(severity, has_model, mscore, review, block):
 
 @njit(cache=True)
 def run(k0, in_i, in_f, cm, evi, evf, ctl, cfg, fcfg, wins, extras, prog_i, prog_f, spans, sev,
-        node_i, node_f, roots, hkeys, hstamp, X, out_i, out_f, fired):
+        nodes, roots, hkeys, hstamp, X, out_i, out_f, fired):
     """Decide events k0.. of the run in order; return how many are done. Fewer than all means the
     arena is full: the caller makes room and calls again from there (nothing of that event changed)."""
     bound = cfg[C_BOUND]
@@ -440,7 +442,7 @@ def run(k0, in_i, in_f, cm, evi, evf, ctl, cfg, fcfg, wins, extras, prog_i, prog
         stamp = _features(k, i, base, t, in_f, evi, evf, wins, extras, cfg[C_PROFILE] != 0,
                           hkeys, hstamp, stamp, X)
         severity, nfired = _rules(k, X, prog_i, prog_f, spans, sev, stack, fired)
-        ms = model_score(X[k], node_i, node_f, roots, cfg, fcfg) if has_model else NAN
+        ms = model_score(X[k], nodes, roots, cfg, fcfg) if has_model else NAN
         dec, score = decide(severity, has_model, ms, fcfg[F_REVIEW], fcfg[F_BLOCK])
         out_i[k, O_LATE] = late
         out_i[k, O_SEV] = severity

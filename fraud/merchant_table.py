@@ -10,21 +10,27 @@ to be confirmed and the handbook's protocol) for two reasons:
   have reached that point, not to be in step with it, so Kafka decisions equal embedded ones.
 
 Buckets are UTC hours: at event time t the windows cover the hours before the one containing
-t - 7 days. Per (merchant, cut-off hour) the counts are computed once and cached: a busy merchant
-costs one dictionary lookup per event, a quiet one a short bisect over its few buckets.
+t - 7 days. The table lives in packed arrays that compiled code reads and updates
+(`merchant_kernel.py`); per merchant the last window read is cached, so a busy merchant costs one
+comparison per event, a quiet one a short bisect over its few buckets.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from hashlib import blake2b
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-DELAY_MS = 7 * DAY_MS
+import numpy as np
+
+from . import merchant_kernel as MK
+
+HOUR_MS = MK.HOUR_MS
+DAY_MS = MK.DAY_MS
+DELAY_MS = MK.DELAY_MS
 WINDOW_DAYS = (1, 7, 30)   # merchant_tx_<n>d / merchant_fraud_rate_<n>d
 CARDS_DAYS = 7             # merchant_cards_7d
 _LONGEST_H = max(WINDOW_DAYS) * 24
-_CACHED_CUTS = 4           # cut-off hours cached per merchant: partitions a few hours apart still hit
+_BUFFERED = 4096           # adds buffered before one compiled call (flushed before any read)
+NO_COLS = np.full(7, -1, dtype=np.int64)
 
 
 def cutoff_hour(t: int) -> int:
@@ -32,104 +38,102 @@ def cutoff_hour(t: int) -> int:
     return (t - DELAY_MS) // HOUR_MS
 
 
-def _bucket(hours: list[int], h: int) -> tuple[int, bool]:
-    """Index of hour `h` in the sorted `hours`, inserting it if absent: (index, inserted)."""
-    if not hours or hours[-1] < h:
-        hours.append(h)
-        return len(hours) - 1, True
-    if hours[-1] == h:
-        return len(hours) - 1, False
-    k = bisect_left(hours, h)
-    if hours[k] == h:
-        return k, False
-    hours.insert(k, h)
-    return k, True
-
-
-class _Merchant:
-    """One merchant's buckets: counts over 38 days; card sets only as long as the 7-day window needs."""
-
-    __slots__ = ("hours", "counts", "card_hours", "cards", "cache")
-
-    def __init__(self) -> None:
-        self.hours: list[int] = []
-        self.counts: list[int] = []
-        self.card_hours: list[int] = []
-        self.cards: list[set[str]] = []
-        self.cache: dict[int, tuple[int, int, int, int]] = {}
+def merchant_key(merchant_id: str) -> int:
+    """Stable 64-bit key of a merchant id (Python's `hash` is salted per process): card histories
+    saved to RocksDB name their merchants by it."""
+    return int.from_bytes(blake2b(merchant_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 class MerchantTable:
-    """Per merchant: hour buckets with a transaction count and the set of cards seen."""
+    """Per merchant: hour buckets with a transaction count and the cards seen.
 
-    def __init__(self, lateness_ms: int = DAY_MS) -> None:
-        self._m: dict[str, _Merchant] = {}
+    Cards are known by `hash(card_id)`: the table is never saved (it is rebuilt from its source on
+    every start), so a per-process key is enough.
+    """
+
+    def __init__(self, lateness_ms: int = DAY_MS, slots: int = 1024, rows: int = 1 << 15) -> None:
         # Buckets older than every window still to be read (with the lateness allowed) are dropped.
         self._keep_h = (DELAY_MS + lateness_ms) // HOUR_MS + _LONGEST_H + 1
         self._keep_cards_h = (DELAY_MS + lateness_ms) // HOUR_MS + CARDS_DAYS * 24 + 1
-        self._max_h = -1
-        self._swept_day = -1
-        # Embedded: the table is fed by the events being decided, so it sweeps itself as time goes
+        self.mm = np.zeros((slots, MK.MM_COLS), dtype=np.int64)
+        self.mm[:, MK.CUT] = MK.NO_CUT
+        self.mev = np.zeros((rows, 2), dtype=np.int64)
+        self.mctl = np.zeros(MK.MCTL_SIZE, dtype=np.int64)
+        self.mctl[MK.MAX_H] = -1
+        self.mctl[MK.SWEPT_DAY] = -1
+        self.keys = np.zeros(slots, dtype=np.int64)  # merchant_key of each slot
+        self.slot_of: dict[str, int] = {}
+        self._name: list[str | None] = [None] * slots
+        self._free = list(range(slots - 1, -1, -1))
+        self._hkeys = np.zeros(1 << 12, dtype=np.int64)
+        self._hstamp = np.zeros(1 << 12, dtype=np.int64)
+        self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])
+        # Embedded, the table is fed by the events being decided, so it sweeps itself as time goes
         # on. A Kafka global table runs ahead of the partitions it serves: they sweep it instead.
         self.auto_sweep = True
 
     def __len__(self) -> int:
-        return len(self._m)
+        """Merchants with something still counted."""
+        self.flush()
+        mm = self.mm
+        return sum(1 for s in self.slot_of.values() if mm[s, MK.CNT + MK.LEN])
+
+    def __contains__(self, merchant: str) -> bool:
+        self.flush()
+        s = self.slot_of.get(merchant)
+        return s is not None and bool(self.mm[s, MK.CNT + MK.LEN])
+
+    def slot(self, merchant: str) -> int:
+        """The merchant's slot, interning it on first sight."""
+        s = self.slot_of.get(merchant)
+        if s is None:
+            if not self._free:
+                self._grow_slots()
+            s = self._free.pop()
+            self.slot_of[merchant] = s
+            self._name[s] = merchant
+            self.keys[s] = merchant_key(merchant)
+        return s
 
     def add(self, merchant: str, card: str, ts: int) -> None:
-        h = ts // HOUR_MS
-        m = self._m.get(merchant)
-        if m is None:
-            m = self._m[merchant] = _Merchant()
-        k, new = _bucket(m.hours, h)
-        if new:
-            m.counts.insert(k, 1)
-        else:
-            m.counts[k] += 1
-        k, new = _bucket(m.card_hours, h)
-        if new:
-            m.cards.insert(k, {card})
-        else:
-            m.cards[k].add(card)
-        if m.cache:
-            stale = [cut for cut in m.cache if h < cut]  # lands inside windows already computed
-            for cut in stale:
-                del m.cache[cut]
-        if h > self._max_h:
-            self._max_h = h
-            if self.auto_sweep and h // 24 > self._swept_day:
-                self._swept_day = h // 24
-                self.sweep(h)
+        slots, cards, times = self._pending
+        slots.append(self.slot(merchant))
+        cards.append(hash(card))
+        times.append(ts)
+        if len(slots) >= _BUFFERED:
+            self.flush()
 
     def window(self, merchant: str, t: int) -> tuple[int, int, int, int]:
         """(transactions over 1, 7, 30 days, distinct cards over 7 days) in the hours before the one
         containing t - 7 days."""
-        cut = cutoff_hour(t)
-        m = self._m.get(merchant)
-        if m is None:
-            return 0, 0, 0, 0
-        out = m.cache.get(cut)
-        if out is not None:
-            return out
-        hours, counts = m.hours, m.counts
-        hi = bisect_left(hours, cut)
-        lo30 = bisect_left(hours, cut - 30 * 24, 0, hi)
-        lo7 = bisect_left(hours, cut - 7 * 24, lo30, hi)
-        lo1 = bisect_left(hours, cut - 24, lo7, hi)
-        ch = m.card_hours
-        chi = bisect_left(ch, cut)
-        clo = bisect_left(ch, cut - CARDS_DAYS * 24, 0, chi)
-        if clo == chi:
-            cards = 0
-        elif chi - clo == 1:
-            cards = len(m.cards[clo])
-        else:
-            cards = len(set().union(*m.cards[clo:chi]))
-        out = (sum(counts[lo1:hi]), sum(counts[lo7:hi]), sum(counts[lo30:hi]), cards)
-        if len(m.cache) >= _CACHED_CUTS:
-            del m.cache[min(m.cache)]
-        m.cache[cut] = out
-        return out
+        self.flush()
+        s = self.slot_of.get(merchant, -1)
+        return tuple(int(x) for x in MK.window(self.mm, self.mev, s, t, self._hkeys, self._hstamp, self.mctl))
+
+    def run(self, slots: np.ndarray, cards: np.ndarray, ts: np.ndarray, read: bool, feed: bool,
+            windows: np.ndarray, out: np.ndarray, cols: np.ndarray = NO_COLS) -> None:
+        """A run of events in order: each reads its merchant's windows into `windows` and features
+        into out[k, cols] (if `read`, see `merchant_kernel.run`), then is counted (if `feed`)."""
+        self.flush()
+        swept = int(self.mctl[MK.SWEPT_DAY])
+        done = 0
+        while True:
+            done = MK.run(done, slots, cards, ts, read, feed, self.mm, self.mev, self.mctl, self._keep_h,
+                          self._keep_cards_h, self.auto_sweep, self._hkeys, self._hstamp, windows, out, cols)
+            if done == len(slots):
+                break
+            self._make_room()
+        if self.mctl[MK.SWEPT_DAY] != swept:
+            self._forget_empty()
+
+    def flush(self) -> None:
+        """Count the buffered adds (done before any read, and before interning a run's merchants:
+        a sweep may forget empty merchants)."""
+        slots, cards, times = self._pending
+        if slots:
+            self._pending = ([], [], [])
+            self.run(np.array(slots, np.int64), np.array(cards, np.int64), np.array(times, np.int64),
+                     False, True, np.zeros((0, 4), np.int64), np.zeros((0, 0)))
 
     def sweep_behind(self, ts: int) -> None:
         """Drop what no event at or after event time `ts` (less the lateness allowed) can read."""
@@ -138,15 +142,47 @@ class MerchantTable:
     def sweep(self, now_h: int) -> None:
         """Drop what no event at hour `now_h` or later can read (the allowed lateness included), and
         merchants left without any bucket."""
-        oldest, oldest_cards = now_h - self._keep_h, now_h - self._keep_cards_h
-        for name in list(self._m):
-            m = self._m[name]
-            if m.card_hours and m.card_hours[0] < oldest_cards:
-                k = bisect_left(m.card_hours, oldest_cards)
-                del m.card_hours[:k], m.cards[:k]
-            if m.hours[0] < oldest:
-                k = bisect_left(m.hours, oldest)
-                if k == len(m.hours):
-                    del self._m[name]
-                else:
-                    del m.hours[:k], m.counts[:k]
+        self.flush()
+        MK.sweep(self.mm, self.mev, now_h, self._keep_h, self._keep_cards_h)
+        self._forget_empty()
+
+    def buckets(self, merchant: str) -> tuple[list[int], list[int]]:
+        """(hours with a count, hours of the card rows) of a merchant, for inspection."""
+        self.flush()
+        s = self.slot_of[merchant]
+        out = []
+        for o in (MK.CNT, MK.CRD):
+            base = int(self.mm[s, o + MK.START] + self.mm[s, o + MK.HEAD])
+            out.append(self.mev[base:base + int(self.mm[s, o + MK.LEN]), 0].tolist())
+        return out[0], out[1]
+
+    def _forget_empty(self) -> None:
+        mm = self.mm
+        for name, s in list(self.slot_of.items()):
+            if not mm[s, MK.CNT + MK.LEN] and not mm[s, MK.CRD + MK.LEN]:
+                del self.slot_of[name]
+                self._name[s] = None
+                mm[s] = 0
+                mm[s, MK.CUT] = MK.NO_CUT
+                self._free.append(s)
+
+    def _grow_slots(self) -> None:
+        old = len(self.mm)
+        mm = np.zeros((2 * old, MK.MM_COLS), dtype=np.int64)
+        mm[:, MK.CUT] = MK.NO_CUT
+        mm[:old] = self.mm
+        self.mm = mm
+        self.keys = np.concatenate([self.keys, np.zeros(old, np.int64)])
+        self._name.extend([None] * old)
+        self._free.extend(range(2 * old - 1, old - 1, -1))
+
+    def _make_room(self) -> None:
+        """Compact the blocks into fresh rows (twice the live size at least)."""
+        live = np.array(sorted(self.slot_of.values()), dtype=np.int64)
+        used = int(self.mm[live, MK.CNT + MK.CAP].sum() + self.mm[live, MK.CRD + MK.CAP].sum()) + 64
+        rows = len(self.mev)
+        while rows < 2 * used:
+            rows *= 2
+        new = np.zeros((rows, 2), dtype=np.int64)
+        self.mctl[MK.TOP] = MK.compact(self.mm, live, self.mev, new)
+        self.mev = new

@@ -85,8 +85,12 @@ class FastModel:
         """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's rows."""
         remap = [index[f] for f in self.features]
         node_i, node_f, roots = _flatten(self._boosted + self._forest, remap)
-        self.node_i = np.array(node_i, dtype=np.int64).reshape(-1, 4)
-        self.node_f = np.array(node_f, dtype=np.float64)
+        self.nodes = np.zeros(len(node_i), dtype=K.NODE)
+        if node_i:
+            ni = np.array(node_i, dtype=np.int32)
+            self.nodes["thr"] = node_f
+            for c, field in enumerate(("feat", "left", "right", "miss")):
+                self.nodes[field] = ni[:, c]
         self.roots = np.array(roots, dtype=np.int64)
         self.width = max(remap, default=-1) + 1
         # the kernel's model settings (kernel.C_* / kernel.F_* positions)
@@ -111,7 +115,7 @@ class FastModel:
         if X.shape[1] < self.width:
             raise ValueError(f"rows have {X.shape[1]} features, the model reads {self.width}")
         out = np.empty(len(X))
-        K.score_rows(X, self.node_i, self.node_f, self.roots, self.cfg, self.fcfg, out)
+        K.score_rows(X, self.nodes, self.roots, self.cfg, self.fcfg, out)
         return out.tolist()
 
 

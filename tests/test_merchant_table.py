@@ -82,9 +82,10 @@ def test_table_forgets_what_no_window_can_read():
     table.add("busy", "c1", T0)
     for day in range(1, 50):
         table.add("busy", "c2", T0 + day * D)
-    assert "old" not in table._m               # swept once 7 + 30 + 1 days and a bit had passed
-    assert table._m["busy"].hours[0] > T0 // H
-    assert len(table._m["busy"].cards) <= 16    # card sets: only as long as the 7-day window needs
+    assert "old" not in table                  # swept once 7 + 30 + 1 days and a bit had passed
+    hours, card_hours = table.buckets("busy")
+    assert hours[0] > T0 // H
+    assert len(card_hours) <= 16                # card rows: only as long as the 7-day window needs
     n1, n7, n30, cards = table.window("busy", T0 + 49 * D)
     assert (n1, n7, n30, cards) == (1, 7, 30, 1)
 
