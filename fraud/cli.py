@@ -448,11 +448,13 @@ def bench(
                                         "broker instead ('config': kafka.bootstrap of the pipeline config, "
                                         "or FRAUD_KAFKA_BOOTSTRAP)"),
     rate: float = typer.Option(2000.0, "--rate", min=1.0, help="Kafka: transactions per second to produce"),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="fraud reports for the full detector "
+                                           "(default: the simulated ones; none with --input)"),
 ) -> None:
     """Throughput and latency percentiles, with a passthrough baseline measured in the same run."""
     import tempfile
 
-    from .bench import format_bench, run_bench
+    from .bench import format_bench, run_bench, startup_times
 
     cfg = load_config(config)
     _check_outputs(json=json_out)
@@ -482,13 +484,17 @@ def bench(
         if input is None:
             from generator.simulate import SimConfig, write_files
             input = str(Path(tmp) / "tx.jsonl")
-            write_files(SimConfig(cards=cards, days=days, seed=1), input, str(Path(tmp) / "labels.jsonl"))
+            feedback = feedback or str(Path(tmp) / "feedback.jsonl")
+            write_files(SimConfig(cards=cards, days=days, seed=1), input, str(Path(tmp) / "labels.jsonl"), feedback)
         _need_file(input, "input file")
+        if feedback:
+            _need_file(feedback, "feedback file")
         n = sum(1 for _ in open(input, "rb"))
-        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every)
-    print(format_bench(rows, n))
+        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every, feedback)
+    startup = startup_times()
+    print(format_bench(rows, n, startup))
     if json_out:
-        Path(json_out).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+        Path(json_out).write_bytes(orjson.dumps({"rows": rows, "startup_s": startup}, option=orjson.OPT_INDENT_2))
 
 
 @app.command()

@@ -68,7 +68,8 @@ def _bisect_right(evi, base, lo, hi, x):
 
 
 @njit(cache=True)
-def _bisect_left(evi, base, lo, hi, x):
+def bisect_left(evi, base, lo, hi, x):
+    """First index in [lo, hi) of the block at `base` whose column 0 (time, hour) is >= x."""
     while lo < hi:
         mid = (lo + hi) >> 1
         if evi[base + mid, 0] < x:
@@ -79,9 +80,20 @@ def _bisect_left(evi, base, lo, hi, x):
 
 
 @njit(cache=True)
-def _distinct(evi, base, lo, hi, hkeys, hstamp, stamp):
-    """Distinct merchant keys among events [lo, hi): an open-addressing set in scratch arrays, emptied
-    in O(1) by moving to a new stamp."""
+def _copy_rows(evi, evf, dst, src, n):
+    """Move n events from row src to row dst (dst < src or no overlap)."""
+    for j in range(n):
+        evi[dst + j, 0] = evi[src + j, 0]
+        evi[dst + j, 1] = evi[src + j, 1]
+        evf[dst + j, 0] = evf[src + j, 0]
+        evf[dst + j, 1] = evf[src + j, 1]
+        evf[dst + j, 2] = evf[src + j, 2]
+
+
+@njit(cache=True)
+def distinct(evi, base, lo, hi, hkeys, hstamp, stamp):
+    """Distinct keys in column 1 of rows base+lo .. base+hi: an open-addressing set in scratch arrays,
+    emptied in O(1) by moving to a new stamp (the merchant table counts its cards with it too)."""
     n = hi - lo
     size = 16
     while size < 2 * n:
@@ -120,12 +132,7 @@ def _insert(cm, evi, evf, s, t, mer, amt, lat, lon):
     head = cm[s, HEAD]
     n = cm[s, LEN]
     if head + n == cm[s, CAP]:  # room only in front: slide the events to the block's start
-        for j in range(n):
-            evi[start + j, 0] = evi[start + head + j, 0]
-            evi[start + j, 1] = evi[start + head + j, 1]
-            evf[start + j, 0] = evf[start + head + j, 0]
-            evf[start + j, 1] = evf[start + head + j, 1]
-            evf[start + j, 2] = evf[start + head + j, 2]
+        _copy_rows(evi, evf, start, start + head, n)
         head = 0
         cm[s, HEAD] = 0
     base = start + head
@@ -154,7 +161,7 @@ def _make_room(cm, evi, evf, ctl, s, cutoff, maxcap):
     the cap) so that one more fits. False if the arena is full: nothing was changed then."""
     base = cm[s, START] + cm[s, HEAD]
     n = cm[s, LEN]
-    gone = _bisect_left(evi, base, 0, n, cutoff) if n else 0
+    gone = bisect_left(evi, base, 0, n, cutoff) if n else 0
     cap = cm[s, CAP]
     if n - gone >= cap and cap < maxcap:
         newcap = min(max(2 * cap, MIN_CAP), maxcap)
@@ -162,12 +169,7 @@ def _make_room(cm, evi, evf, ctl, s, cutoff, maxcap):
         if top + newcap > evi.shape[0]:
             return False
         keep = n - gone
-        for j in range(keep):
-            evi[top + j, 0] = evi[base + gone + j, 0]
-            evi[top + j, 1] = evi[base + gone + j, 1]
-            evf[top + j, 0] = evf[base + gone + j, 0]
-            evf[top + j, 1] = evf[base + gone + j, 1]
-            evf[top + j, 2] = evf[base + gone + j, 2]
+        _copy_rows(evi, evf, top, base + gone, keep)
         cm[s, START] = top
         cm[s, HEAD] = 0
         cm[s, LEN] = keep
@@ -219,7 +221,7 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
             X[k, slot] = m
         else:
             stamp += 1
-            X[k, slot] = _distinct(evi, base, lo, hi, hkeys, hstamp, stamp)
+            X[k, slot] = distinct(evi, base, lo, hi, hkeys, hstamp, stamp)
     if extras.shape[0] == 0:
         return stamp
     amount = evf[base + i, 0]
@@ -460,15 +462,14 @@ def compact(cm, live, evi, evf, new_evi, new_evf):
     return the new top."""
     top = 0
     for s in live:
-        base = cm[s, START] + cm[s, HEAD]
-        n = cm[s, LEN]
-        for j in range(n):
-            new_evi[top + j, 0] = evi[base + j, 0]
-            new_evi[top + j, 1] = evi[base + j, 1]
-            new_evf[top + j, 0] = evf[base + j, 0]
-            new_evf[top + j, 1] = evf[base + j, 1]
-            new_evf[top + j, 2] = evf[base + j, 2]
+        _copy_rows_between(evi, evf, new_evi, new_evf, top, cm[s, START] + cm[s, HEAD], cm[s, LEN])
         cm[s, START] = top
         cm[s, HEAD] = 0
         top += cm[s, CAP]
     return top
+
+
+@njit(cache=True)
+def _copy_rows_between(evi, evf, new_evi, new_evf, dst, src, n):
+    new_evi[dst:dst + n] = evi[src:src + n]
+    new_evf[dst:dst + n] = evf[src:src + n]

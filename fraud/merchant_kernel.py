@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import njit
+from .kernel import bisect_left, distinct
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -28,22 +29,11 @@ MIN_CAP = 4
 
 
 @njit(cache=True)
-def _bisect_left(mev, base, lo, hi, h):
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if mev[base + mid, 0] < h:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
 def _drop_before(mm, mev, s, o, h):
     """Forget the block's rows with hour < h."""
     n = mm[s, o + LEN]
     if n and mev[mm[s, o + START] + mm[s, o + HEAD], 0] < h:
-        k = _bisect_left(mev, mm[s, o + START] + mm[s, o + HEAD], 0, n, h)
+        k = bisect_left(mev, mm[s, o + START] + mm[s, o + HEAD], 0, n, h)
         mm[s, o + HEAD] += k
         mm[s, o + LEN] = n - k
 
@@ -108,7 +98,7 @@ def add(mm, mev, mctl, s, card, ts, keep_h, keep_cards_h, auto_sweep):
     if n and mev[base + n - 1, 0] == h:
         mev[base + n - 1, 1] += 1
     else:
-        i = _bisect_left(mev, base, 0, n, h)
+        i = bisect_left(mev, base, 0, n, h)
         if i < n and mev[base + i, 0] == h:
             mev[base + i, 1] += 1
         else:
@@ -146,10 +136,10 @@ def window(mm, mev, s, t, hkeys, hstamp, mctl):
     cut = (t - DELAY_MS) // HOUR_MS
     if mm[s, CUT] != cut:
         base = mm[s, CNT + START] + mm[s, CNT + HEAD]
-        hi = _bisect_left(mev, base, 0, mm[s, CNT + LEN], cut)
-        lo30 = _bisect_left(mev, base, 0, hi, cut - 30 * 24)
-        lo7 = _bisect_left(mev, base, lo30, hi, cut - 7 * 24)
-        lo1 = _bisect_left(mev, base, lo7, hi, cut - 24)
+        hi = bisect_left(mev, base, 0, mm[s, CNT + LEN], cut)
+        lo30 = bisect_left(mev, base, 0, hi, cut - 30 * 24)
+        lo7 = bisect_left(mev, base, lo30, hi, cut - 7 * 24)
+        lo1 = bisect_left(mev, base, lo7, hi, cut - 24)
         n1 = n7 = n30 = 0
         for j in range(lo30, hi):
             c = mev[base + j, 1]
@@ -159,27 +149,10 @@ def window(mm, mev, s, t, hkeys, hstamp, mctl):
             if j >= lo1:
                 n1 += c
         base = mm[s, CRD + START] + mm[s, CRD + HEAD]
-        chi = _bisect_left(mev, base, 0, mm[s, CRD + LEN], cut)
-        clo = _bisect_left(mev, base, 0, chi, cut - 7 * 24)
-        size = 16
-        while size < 2 * (chi - clo):
-            size <<= 1
-        mask = size - 1
+        chi = bisect_left(mev, base, 0, mm[s, CRD + LEN], cut)
+        clo = bisect_left(mev, base, 0, chi, cut - 7 * 24)
         mctl[STAMP] += 1
-        stamp = mctl[STAMP]
-        cards = 0
-        for j in range(clo, chi):
-            key = mev[base + j, 1]
-            p = (key ^ (key >> 29)) & mask
-            while True:
-                if hstamp[p] != stamp:
-                    hstamp[p] = stamp
-                    hkeys[p] = key
-                    cards += 1
-                    break
-                if hkeys[p] == key:
-                    break
-                p = (p + 1) & mask
+        cards = distinct(mev, base, clo, chi, hkeys, hstamp, mctl[STAMP])
         mm[s, CUT] = cut
         mm[s, C_N1] = n1
         mm[s, C_N7] = n7
