@@ -20,6 +20,9 @@ import math
 import numpy as np
 
 from .jit import njit
+from .kernel_scoring import (NODE, OP_ALL, OP_ANY, OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, OP_NE, OP_NOT,  # noqa: F401
+                             _rules, decide, model_score, score_rows)
+from . import kernel_scoring as _scoring
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -37,17 +40,18 @@ CTL_SIZE = 5
 # cfg (int64): watermark bound, history kept behind the watermark, events kept per card at most,
 # boosted trees, forest trees, has model, needs the 30-day profile
 C_BOUND, C_KEEP, C_MAXCAP, C_NBOOST, C_NFOREST, C_MODEL, C_PROFILE = range(7)
+assert (C_NBOOST, C_NFOREST) == (_scoring.C_NBOOST, _scoring.C_NFOREST)
 CFG_SIZE = 7
 # fcfg (float64): baseline, forest scale, forest weight, review threshold, block threshold
 F_BASE, F_FSCALE, F_FWEIGHT, F_REVIEW, F_BLOCK = range(5)
+assert (F_BASE, F_FSCALE, F_FWEIGHT) == (_scoring.F_BASE, _scoring.F_FSCALE, _scoring.F_FWEIGHT)
 FCFG_SIZE = 5
 # window aggregates
 A_COUNT, A_SUM, A_AVG, A_MIN, A_MAX, A_DISTINCT = range(6)
 # other card features (extras[e] = (code, slot, input column for E_INPUT))
 (E_AMOUNT, E_SECS_PREV, E_DIST, E_SPEED, E_NEW_MERCHANT, E_HOUR, E_CARD_PRESENT, E_Z, E_TO_AVG,
  E_TO_MAX, E_HABIT, E_INPUT) = range(12)
-# rule program ops: comparisons push, ALL/ANY pop `arg` values, NOT negates the top
-OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE, OP_ALL, OP_ANY, OP_NOT = range(9)
+# rule program ops (kernel_scoring): comparisons push, ALL/ANY pop `arg` values, NOT negates the top
 # in_i columns: event time, card slot, merchant key; in_f: amount, lat, lon, card_present, inputs...
 IN_F_FIXED = 4
 # out_i columns: late, severity of fired rules, decision (0 allow, 1 review, 2 block), rules fired
@@ -300,113 +304,6 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
         else:
             X[k, slot] = in_f[k, extras[e, 2]]
     return stamp
-
-
-@njit(cache=True)
-def _rules(k, X, prog_i, prog_f, spans, sev, stack, fired):
-    """Evaluate every rule's program on row k; return (most severe action, rules fired)."""
-    severity = 0
-    nfired = 0
-    for r in range(sev.shape[0]):
-        top = 0
-        for p in range(spans[r], spans[r + 1]):
-            op = prog_i[p, 0]
-            arg = prog_i[p, 1]
-            if op <= OP_NE:
-                x = X[k, arg]
-                v = prog_f[p]
-                if op == OP_LT:
-                    b = x < v
-                elif op == OP_LE:
-                    b = x <= v
-                elif op == OP_GT:
-                    b = x > v
-                elif op == OP_GE:
-                    b = x >= v
-                elif op == OP_EQ:
-                    b = x == v
-                else:
-                    b = x == x and x != v  # a missing value (NaN) fails every comparison, != included
-                stack[top] = b
-                top += 1
-            elif op == OP_NOT:
-                stack[top - 1] = not stack[top - 1]
-            else:
-                acc = op == OP_ALL
-                for q in range(top - arg, top):
-                    if op == OP_ALL:
-                        acc = acc and stack[q]
-                    else:
-                        acc = acc or stack[q]
-                top -= arg
-                stack[top] = acc
-                top += 1
-        hit = stack[0]
-        fired[k, r] = hit
-        if hit:
-            nfired += 1
-            if sev[r] > severity:
-                severity = sev[r]
-    return severity, nfired
-
-
-NODE = np.dtype([("thr", np.float64), ("feat", np.int32), ("left", np.int32), ("right", np.int32),
-                 ("miss", np.int32)])  # one tree node in 24 bytes: a step reads one record
-
-
-@njit(cache=True)
-def _trees(x_row, nodes, roots, lo, hi):
-    """Sum of the leaf values reached in trees roots[lo:hi], tree by tree (NaN compares false both
-    ways: it takes the child scikit-learn sends missing values to). A leaf has feature -1 and its
-    value in `thr`."""
-    total = 0.0
-    for r in range(lo, hi):
-        nd = nodes[roots[r]]
-        while nd.feat >= 0:
-            v = x_row[nd.feat]
-            if v <= nd.thr:
-                nd = nodes[nd.left]
-            elif v > nd.thr:
-                nd = nodes[nd.right]
-            else:
-                nd = nodes[nd.miss]
-        total += nd.thr
-    return total
-
-
-@njit(cache=True)
-def model_score(x_row, nodes, roots, cfg, fcfg):
-    """P(fraud) of one feature row: forest weight x mean forest leaf + (1 - weight) x sigmoid(baseline
-    + boosted leaves); without a forest the boosted part alone."""
-    nb = cfg[C_NBOOST]
-    raw = fcfg[F_BASE] + _trees(x_row, nodes, roots, 0, nb)
-    p = 0.0 if raw < -700.0 else 1.0 / (1.0 + math.exp(-raw))
-    if cfg[C_NFOREST]:
-        return fcfg[F_FSCALE] * _trees(x_row, nodes, roots, nb, nb + cfg[C_NFOREST]) \
-            + (1.0 - fcfg[F_FWEIGHT]) * p
-    return p
-
-
-@njit(cache=True)
-def score_rows(X, nodes, roots, cfg, fcfg, out):
-    for k in range(X.shape[0]):
-        out[k] = model_score(X[k], nodes, roots, cfg, fcfg)
-
-
-@njit(cache=True)
-def decide(severity, has_model, mscore, review, block):
-    """(decision, score): the most severe of the rules' action and the score's threshold decision;
-    a fired rule lifts the score to its action's threshold so the two never contradict."""
-    score = mscore if has_model else 0.0
-    if severity == 2 and score < block:
-        score = block
-    elif severity == 1 and score < review:
-        score = review
-    if score >= block:
-        return 2, score
-    if score >= review:
-        return 1, score
-    return severity, score
 
 
 @njit(cache=True)
