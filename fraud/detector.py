@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import kernel as K
+from . import kernel_scoring as KS
 from .feedback import FeedbackIndex
 from .features import FeaturePlan
 from .merchant_table import MerchantTable
@@ -102,7 +103,7 @@ class Detector:
             self._trees = (model.nodes, model.roots)
             cfg, fcfg = model.cfg.copy(), model.fcfg.copy()
         else:
-            self._trees = (np.zeros(0, K.NODE), np.zeros(0, np.int64))
+            self._trees = (np.zeros(0, KS.NODE), np.zeros(0, np.int64))
             cfg, fcfg = np.zeros(K.CFG_SIZE, np.int64), np.zeros(K.FCFG_SIZE)
         cfg[K.C_BOUND] = settings.watermark_bound_ms
         cfg[K.C_KEEP] = self._keep_ms
@@ -256,7 +257,7 @@ class Detector:
 
     def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
         """(decision, score) from a severity and a model probability, as the kernel decides."""
-        dec, score = K.decide(severity, model_score is not None, NAN if model_score is None else model_score,
+        dec, score = KS.decide(severity, model_score is not None, NAN if model_score is None else model_score,
                               self.thresholds["review"], self.thresholds["block"])
         return ACTIONS[dec], score
 

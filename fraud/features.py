@@ -17,8 +17,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import kernel as K
+from . import report_kernel as RK
 from .feedback import FeedbackIndex
-from .merchant_table import HOUR_MS, MerchantTable, cutoff_hour
+from .merchant_table import MerchantTable
 
 NAN = float("nan")
 DAY_MS = K.DAY_MS
@@ -108,6 +109,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 _NO_REPORTS = (0, 0, 0, NAN, NAN)
+_RATES = ("merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_30d")
 
 
 class FeaturePlan:
@@ -141,6 +143,10 @@ class FeaturePlan:
         self._report_at = np.array(at, dtype=np.intp)
         self._report_cols = np.array([col[_FEEDBACK_ONLY[i]] for i in at], dtype=np.intp)
         self._no_reports = np.array(_NO_REPORTS, dtype=np.float64)[self._report_at]
+        self._report_kernel_cols = np.array([col.get(n, -1) for n in _FEEDBACK_ONLY + _RATES], dtype=np.int64)
+        self._report_kernel_cols_nowin = self._report_kernel_cols.copy()
+        self._report_kernel_cols_nowin[5:] = -1  # no merchant windows read: no rates
+        self._no_windows = np.zeros((0, 4), dtype=np.int64)
         longest = max((int(d) for d in self.windows[:, 0]), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
@@ -150,35 +156,13 @@ class FeaturePlan:
     def correct_inputs(self, txs: Sequence, ts: np.ndarray, windows: np.ndarray | None, in_f: np.ndarray) -> None:
         """Put the fraud-report features into the run's input rows: the merchant table wrote the
         merchant features (`windows` holds each event's counts) with rates that know of no report.
-        Reports are few: only events whose card or merchant has one look them up."""
-        fbc, fbm = self.feedback.cards, self.feedback.merchants
+        Only events whose card or merchant has a report are looked up (`report_kernel.py`)."""
         if self._report_cols.size:
             in_f[:, self._report_cols] = self._no_reports
-        if not (fbc or fbm):
+        if not len(self.feedback) or not (self._report_cols.size or (self.merchant_cols[3:6] >= 0).any()):
             return
-        rate_cols = self.merchant_cols[3:6].tolist()
-        for k, tx in enumerate(txs):
-            if tx.card_id not in fbc and tx.merchant_id not in fbm:
-                continue
-            t = int(ts[k])
-            if self._report_cols.size:
-                in_f[k, self._report_cols] = np.array(self._reports(tx.card_id, tx.merchant_id, t))[self._report_at]
-            entries = fbm.get(tx.merchant_id) if windows is not None else None
-            if entries:
-                cut = cutoff_hour(t) * HOUR_MS
-                for c, d in enumerate((1, 7, 30)):
-                    count = int(windows[k, c])
-                    if rate_cols[c] >= 0 and count:
-                        in_f[k, rate_cols[c]] = FeedbackIndex.count_between(entries, cut - d * DAY_MS, cut, t) / count
-
-    def _reports(self, card_id: str, merchant_id: str, t: int) -> tuple[float, ...]:
-        """The fraud-report features, in `_FEEDBACK_ONLY` order."""
-        cards = self.feedback.cards.get(card_id)
-        merchants = self.feedback.merchants.get(merchant_id)
-        if cards is None and merchants is None:
-            return _NO_REPORTS
-        return (FeedbackIndex.count(cards, t, PROFILE_MS),
-                FeedbackIndex.count(merchants, t, 7 * DAY_MS),
-                FeedbackIndex.count(merchants, t, PROFILE_MS),
-                FeedbackIndex.days_since_latest(merchants, t),
-                FeedbackIndex.days_since_latest(cards, t))
+        card_row, merchant_row, ev, rp, off = self.feedback.packed()
+        cards = np.array([card_row.get(tx.card_id, -1) for tx in txs], dtype=np.int64)
+        merchants = np.array([merchant_row.get(tx.merchant_id, -1) for tx in txs], dtype=np.int64)
+        RK.run(cards, merchants, ts, ev, rp, off, windows if windows is not None else self._no_windows,
+               in_f, self._report_kernel_cols if windows is not None else self._report_kernel_cols_nowin)

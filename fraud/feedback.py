@@ -1,7 +1,7 @@
 """Confirmed fraud reports (SPEC 1, Feedback), indexed by card and by merchant.
 
 A report counts for a decision only if the decision's event time is at or after its `reported_at`:
-every query takes the current event time `t` and ignores later reports, so loading reports early
+every query (`report_kernel.py`) takes the current event time `t` and ignores later reports, so loading reports early
 (a whole file at start, a topic read ahead) can never leak into an earlier decision. Reports are few
 (frauds only), so the index lives in memory and is rebuilt from its source on every start: the same
 source gives the same index, in every mode.
@@ -9,9 +9,10 @@ source gives the same index, in every mode.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import insort
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from .records import BadRecord, iter_lines, parse_time
@@ -25,6 +26,7 @@ class FeedbackIndex:
         self.merchants: dict[str, list[tuple[int, int]]] = {}
         self._seen: set[str] = set()
         self.rejected = 0  # invalid report lines skipped when loading
+        self._packed: tuple | None = None
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -39,41 +41,27 @@ class FeedbackIndex:
             raise BadRecord("feedback needs string card_id and merchant_id")
         entry = (parse_time(rec.get("event_time"), "event_time"), parse_time(rec.get("reported_at"), "reported_at"))
         self._seen.add(tx_id)
+        self._packed = None
         insort(self.cards.setdefault(card, []), entry)
         insort(self.merchants.setdefault(merchant, []), entry)
 
-    @staticmethod
-    def count(entries: list[tuple[int, int]] | None, t: int, window_ms: int) -> int:
-        """Reports known at `t` (reported_at <= t) about frauds with event time in (t - window, t]."""
-        return FeedbackIndex.count_between(entries, t - window_ms + 1, t + 1, t)  # times are whole ms
-
-    @staticmethod
-    def count_between(entries: list[tuple[int, int]] | None, lo_ts: int, hi_ts: int, t: int) -> int:
-        """Reports known at `t` about frauds with event time in [lo_ts, hi_ts)."""
-        if not entries:
-            return 0
-        lo = bisect_right(entries, (lo_ts, -1))
-        hi = bisect_right(entries, (hi_ts, -1))
-        n = 0
-        for k in range(lo, hi):
-            if entries[k][1] <= t:
-                n += 1
-        return n
-
-    @staticmethod
-    def days_since_latest(entries: list[tuple[int, int]] | None, t: int) -> float:
-        """Days from the latest fraud known at `t` (reported_at <= t, event time <= t) to `t`; NaN if none.
-
-        Tells an ongoing compromise (frauds keep being confirmed) from one that ended long ago.
-        """
-        if not entries:
-            return float("nan")
-        k = bisect_right(entries, (t, 1 << 62)) - 1
-        while k >= 0:
-            if entries[k][1] <= t:
-                return (t - entries[k][0]) / 86_400_000
-            k -= 1
-        return float("nan")
+    def packed(self) -> tuple[dict[str, int], dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """The index as arrays for compiled code (`report_kernel.py`): (row of each card, row of each
+        merchant, fraud event times, reported_at, row offsets); rebuilt after reports are added."""
+        if self._packed is None:
+            ev: list[int] = []
+            rp: list[int] = []
+            off = [0]
+            rows: list[dict[str, int]] = [{}, {}]
+            for table, row_of in zip((self.cards, self.merchants), rows):
+                for key, entries in table.items():
+                    row_of[key] = len(off) - 1
+                    ev += [e for e, _ in entries]
+                    rp += [r for _, r in entries]
+                    off.append(len(ev))
+            self._packed = (rows[0], rows[1], np.array(ev, dtype=np.int64), np.array(rp, dtype=np.int64),
+                            np.array(off, dtype=np.int64))
+        return self._packed
 
     @classmethod
     def from_file(cls, path: str | Path) -> "FeedbackIndex":

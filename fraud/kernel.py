@@ -20,9 +20,8 @@ import math
 import numpy as np
 
 from .jit import njit
-from .kernel_scoring import (NODE, OP_ALL, OP_ANY, OP_EQ, OP_GE, OP_GT, OP_LE, OP_LT, OP_NE, OP_NOT,  # noqa: F401
-                             _rules, decide, model_score, score_rows)
 from . import kernel_scoring as _scoring
+from .kernel_scoring import decide, model_score, rules
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -51,7 +50,6 @@ A_COUNT, A_SUM, A_AVG, A_MIN, A_MAX, A_DISTINCT = range(6)
 # other card features (extras[e] = (code, slot, input column for E_INPUT))
 (E_AMOUNT, E_SECS_PREV, E_DIST, E_SPEED, E_NEW_MERCHANT, E_HOUR, E_CARD_PRESENT, E_Z, E_TO_AVG,
  E_TO_MAX, E_HABIT, E_INPUT) = range(12)
-# rule program ops (kernel_scoring): comparisons push, ALL/ANY pop `arg` values, NOT negates the top
 # in_i columns: event time, card slot, merchant key; in_f: amount, lat, lon, card_present, inputs...
 IN_F_FIXED = 4
 # out_i columns: late, severity of fired rules, decision (0 allow, 1 review, 2 block), rules fired
@@ -340,7 +338,7 @@ def run(k0, in_i, in_f, cm, evi, evf, ctl, cfg, fcfg, wins, extras, prog_i, prog
         base = cm[s, START] + cm[s, HEAD]
         stamp = _features(k, i, base, t, in_f, evi, evf, wins, extras, cfg[C_PROFILE] != 0,
                           hkeys, hstamp, stamp, X)
-        severity, nfired = _rules(k, X, prog_i, prog_f, spans, sev, stack, fired)
+        severity, nfired = rules(k, X, prog_i, prog_f, spans, sev, stack, fired)
         ms = model_score(X[k], nodes, roots, cfg, fcfg) if has_model else NAN
         dec, score = decide(severity, has_model, ms, fcfg[F_REVIEW], fcfg[F_BLOCK])
         out_i[k, O_LATE] = late

@@ -18,7 +18,7 @@ F_BASE, F_FSCALE, F_FWEIGHT = 0, 1, 2  # kernel.fcfg positions read here
 
 
 @njit(cache=True)
-def _rules(k, X, prog_i, prog_f, spans, sev, stack, fired):
+def rules(k, X, prog_i, prog_f, spans, sev, stack, fired):
     """Evaluate every rule's program on row k; return (most severe action, rules fired)."""
     severity = 0
     nfired = 0

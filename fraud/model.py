@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from . import kernel as K
+from . import kernel_scoring as KS
 from .errors import UserError
 
 FORMAT = "fraudstream-trees/2"
@@ -85,7 +86,7 @@ class FastModel:
         """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's rows."""
         remap = [index[f] for f in self.features]
         node_i, node_f, roots = _flatten(self._boosted + self._forest, remap)
-        self.nodes = np.zeros(len(node_i), dtype=K.NODE)
+        self.nodes = np.zeros(len(node_i), dtype=KS.NODE)
         if node_i:
             ni = np.array(node_i, dtype=np.int32)
             self.nodes["thr"] = node_f
@@ -115,7 +116,7 @@ class FastModel:
         if X.shape[1] < self.width:
             raise ValueError(f"rows have {X.shape[1]} features, the model reads {self.width}")
         out = np.empty(len(X))
-        K.score_rows(X, self.nodes, self.roots, self.cfg, self.fcfg, out)
+        KS.score_rows(X, self.nodes, self.roots, self.cfg, self.fcfg, out)
         return out.tolist()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernel as K
+from . import kernel_scoring as K
 from .errors import ConfigError
 from .features import MAX_WINDOW_DAYS, MAX_WINDOW_MS, is_known, parse_window
 from .yaml_files import parse_yaml

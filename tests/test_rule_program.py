@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud import kernel as K
+from fraud import kernel_scoring as K
 from fraud.rules import parse_rules
 
 FEATURES = ["amount", "count_10m", "sum_1h", "speed_kmh"]
@@ -52,7 +52,7 @@ def test_program_equals_reference(rules, rows):
     fired = np.zeros((len(rows), len(rules)), dtype=np.bool_)
     stack = np.empty(max(len(prog.code), 1), dtype=np.bool_)
     for k, row in enumerate(rows):
-        severity, nfired = K._rules(k, X, prog.code, prog.consts, prog.spans, prog.severity, stack, fired)
+        severity, nfired = K.rules(k, X, prog.code, prog.consts, prog.spans, prog.severity, stack, fired)
         want = [reference(c, row) for c, _ in rules]
         assert fired[k].tolist() == want
         assert nfired == sum(want)

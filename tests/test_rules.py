@@ -10,7 +10,7 @@ import yaml
 
 from fraud.errors import ConfigError, UserError
 from fraud.features import FeaturePlan
-from fraud import kernel as K
+from fraud import kernel_scoring as K
 from fraud.rules import ACTIONS, RuleSet, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,7 +326,7 @@ def compile_one(when, extra=()):
         for k, x in values.items():
             X[0, plan.index[k]] = x
         fired = np.zeros((1, 1), dtype=np.bool_)
-        K._rules(0, X, prog.code, prog.consts, prog.spans, prog.severity,
+        K.rules(0, X, prog.code, prog.consts, prog.spans, prog.severity,
                  np.empty(len(prog.code), dtype=np.bool_), fired)
         return bool(fired[0, 0])
     return run
