@@ -113,8 +113,53 @@ def _opt_coord(rec: dict, field: str, limit: float) -> float | None:
     return float(value)
 
 
+_INF = math.inf
+_SAFE_IDS: set[str] = set()  # card and merchant ids already found not to hold a card number
+_SAFE_IDS_MAX = 1 << 20
+
+
+def _safe_id(value: str) -> bool:
+    """Not a card number: checked once per distinct card or merchant id (they repeat), bounded."""
+    if value in _SAFE_IDS or len(value) < 13:
+        return True
+    if looks_like_pan(value):
+        return False
+    if len(_SAFE_IDS) >= _SAFE_IDS_MAX:
+        _SAFE_IDS.clear()
+    _SAFE_IDS.add(value)
+    return True
+
+
 def validate(rec: object) -> Transaction:
-    """Check a decoded JSON value against the record table; unknown fields are ignored."""
+    """Check a decoded JSON value against the record table; unknown fields are ignored.
+
+    The common case, a valid record, takes one pass of inline checks; anything else goes through
+    `_validate_fields`, which finds the first problem and names it."""
+    if type(rec) is dict:
+        get = rec.get
+        tx_id, card_id, merchant_id = get("tx_id"), get("card_id"), get("merchant_id")
+        amount, event_time = get("amount"), get("event_time")
+        if (type(tx_id) is str and type(card_id) is str and type(merchant_id) is str and tx_id and card_id
+                and merchant_id and (type(amount) is float or type(amount) is int) and 0 <= amount < _INF
+                and event_time is not None and _safe_id(card_id) and _safe_id(merchant_id)
+                and (len(tx_id) < 13 or not looks_like_pan(tx_id))):
+            ts = parse_time(event_time)
+            lat, lon = get("lat"), get("lon")
+            if lat is not None or lon is not None:
+                lat = _opt_coord(rec, "lat", 90.0)
+                lon = _opt_coord(rec, "lon", 180.0)
+                if (lat is None) != (lon is None):
+                    lat = lon = None  # half a location is no location
+            channel, mcc, country, currency = get("channel"), get("mcc"), get("country"), get("currency")
+            if ((channel is None or type(channel) is str) and (mcc is None or type(mcc) is str)
+                    and (country is None or type(country) is str) and (currency is None or type(currency) is str)):
+                return Transaction(tx_id, card_id, merchant_id, float(amount), ts, event_time, channel, lat, lon,
+                                   mcc, country, currency)
+    return _validate_fields(rec)
+
+
+def _validate_fields(rec: object) -> Transaction:
+    """Field by field, in the record table's order: the first problem is the dead-letter reason."""
     if type(rec) is not dict:
         raise BadRecord(f"record must be a JSON object, got {type(rec).__name__}")
     tx_id = _req_str(rec, "tx_id")
