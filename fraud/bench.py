@@ -115,9 +115,7 @@ def run_bench(input_path: str, rules: RuleSet, model: FastModel | None, settings
         for name, m, fb in variants:
             store = StateStore(os.path.join(tmp, str(len(rows))))
             try:
-                det = Detector(store, rules=rules, model=m, settings=settings, feedback=fb)
-                det.run([])  # nothing to decide: loads the compiled kernels outside the timing
-                warm_up()
+                det = Detector(store, rules=rules, model=m, settings=settings, feedback=fb)  # loads the kernels
                 stats = run_file(det, input_path, out, out + ".bad", checkpoint_every=checkpoint_every,
                                  run_max=run_max)
             finally:

@@ -319,7 +319,7 @@ def detect(
         total = Path(input).stat().st_size if input != "-" else None
         with progress_bar("detect", total) as update:
             stats = run_file(det, input, output, dead_letter, checkpoint_every=cfg.checkpoint_every,
-                             progress=update, run_id=run_id)
+                             progress=update, run_id=run_id, run_max=cfg.run_max)
     finally:
         store.close()
     if state and input == "-":
@@ -490,9 +490,9 @@ def bench(
         if feedback:
             _need_file(feedback, "feedback file")
         n = sum(1 for _ in open(input, "rb"))
-        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every, feedback)
+        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every, feedback, cfg.run_max)
     startup = startup_times()
-    print(format_bench(rows, n, startup))
+    print(format_bench(rows, n, startup, cfg.run_max))
     if json_out:
         Path(json_out).write_bytes(orjson.dumps({"rows": rows, "startup_s": startup}, option=orjson.OPT_INDENT_2))
 

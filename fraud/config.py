@@ -42,12 +42,13 @@ class PipelineConfig:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     checkpoint_every: int = 10_000
     cache_cards: int = 100_000
+    run_max: int = 16  # events per kernel call at most, embedded (fraud/embedded.py, RUN_MAX)
     kafka: dict = field(default_factory=dict)
     source: str = "<defaults>"
 
 
 _SCHEMA = {
-    "detector": {"watermark_bound", "allowed_lateness"},
+    "detector": {"watermark_bound", "allowed_lateness", "run_max"},
     "state": {"checkpoint_every", "cache_cards"},
     "kafka": None,  # free-form: validated by the Kafka runner
 }
@@ -83,10 +84,12 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
         allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),
     )
-    for key, attr in (("checkpoint_every", "checkpoint_every"), ("cache_cards", "cache_cards")):
-        if key in st:
-            v = st[key]
-            if type(v) is not int or v < 1:
-                raise ConfigError(f"{path}: state.{key}: must be a positive integer, got {v!r}")
-            setattr(cfg, attr, v)
+    for section, values, key in (("state", st, "checkpoint_every"), ("state", st, "cache_cards"),
+                                 ("detector", det, "run_max")):
+        if key in values:
+            v = values[key]
+            if type(v) is not int or v < 1 or (key == "run_max" and v > 4096):
+                raise ConfigError(f"{path}: {section}.{key}: must be a positive integer"
+                                  + (" up to 4096" if key == "run_max" else "") + f", got {v!r}")
+            setattr(cfg, key, v)
     return cfg

@@ -69,7 +69,7 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
                        feedback=FeedbackIndex.from_file(fb))
         with progress_bar("detect", tx.stat().st_size) as update:
             stats = run_file(det, str(tx), str(decisions), str(out / "decisions.rejected.jsonl"),
-                             checkpoint_every=cfg.checkpoint_every, progress=update)
+                             checkpoint_every=cfg.checkpoint_every, progress=update, run_max=cfg.run_max)
     finally:
         store.close()
     timings["detect_s"] = time.perf_counter() - t0

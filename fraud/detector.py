@@ -119,6 +119,7 @@ class Detector:
             self.max_ts = int(meta["max_ts"])
         self._buf = RunResult(0, len(self.plan.names), len(self.plan.inputs), len(self.rule_names))
         self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
+        self._call_kernels(self._buf)  # numba compiles or loads them now, not inside the first decision
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
@@ -169,6 +170,20 @@ class Detector:
             if done == n:
                 return res
             arena.make_space(arena.max_events)  # the arena is full: compact or grow, then go on
+
+    def _call_kernels(self, res: RunResult) -> None:
+        """Call every kernel a run uses on no events at all."""
+        arena = self.store.arena
+        prog = self.program
+        plan = self.plan
+        K.run(0, res.in_i, res.in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
+              plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
+              *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
+        empty = np.zeros(0, dtype=np.int64)
+        if plan.uses_merchants or self.feeds_merchants:
+            plan.merchants.run(empty, empty, empty, True, True, res.windows, res.in_f, plan.merchant_cols)
+        if plan.inputs:
+            plan.correct_inputs([], empty, res.windows, res.in_f, force=True)
 
     def _pack(self, txs: Sequence[Transaction], res: RunResult) -> tuple[np.ndarray, np.ndarray]:
         """The run as the kernel's input rows, with each event's merchant and report features read in

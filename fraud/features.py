@@ -153,13 +153,14 @@ class FeaturePlan:
     def new_vector(self) -> list[float]:
         return [NAN] * len(self.names)
 
-    def correct_inputs(self, txs: Sequence, ts: np.ndarray, windows: np.ndarray | None, in_f: np.ndarray) -> None:
+    def correct_inputs(self, txs: Sequence, ts: np.ndarray, windows: np.ndarray | None, in_f: np.ndarray,
+                       force: bool = False) -> None:
         """Put the fraud-report features into the run's input rows: the merchant table wrote the
         merchant features (`windows` holds each event's counts) with rates that know of no report.
         Only events whose card or merchant has a report are looked up (`report_kernel.py`)."""
         if self._report_cols.size:
             in_f[:, self._report_cols] = self._no_reports
-        if not len(self.feedback) or not (self._report_cols.size or (self.merchant_cols[3:6] >= 0).any()):
+        if not (len(self.feedback) or force) or not (self._report_cols.size or (self.merchant_cols[3:6] >= 0).any()):
             return
         card_row, merchant_row, ev, rp, off = self.feedback.packed()
         cards = np.array([card_row.get(tx.card_id, -1) for tx in txs], dtype=np.int64)
