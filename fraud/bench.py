@@ -19,8 +19,8 @@ from array import array
 import numpy as np
 import orjson
 
-from .detector import Detector, DetectorSettings
-from .embedded import RUN_MAX, run_file
+from .detector import RUN_MAX, Detector, DetectorSettings
+from .embedded import run_file
 from .errors import UserError
 from .feedback import FeedbackIndex
 from .model import FastModel

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .detector import DetectorSettings
+from .detector import RUN_MAX, DetectorSettings
 from .errors import ConfigError
 from .yaml_files import parse_yaml
 
@@ -42,7 +42,7 @@ class PipelineConfig:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     checkpoint_every: int = 10_000
     cache_cards: int = 100_000
-    run_max: int = 16  # events per kernel call at most, embedded (fraud/embedded.py, RUN_MAX)
+    run_max: int = RUN_MAX  # events per kernel call at most, embedded
     kafka: dict = field(default_factory=dict)
     source: str = "<defaults>"
 

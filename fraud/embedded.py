@@ -20,14 +20,10 @@ from typing import BinaryIO, Callable, Iterator
 
 import orjson
 
-from .detector import Detector
+from .detector import RUN_MAX, Detector
 from .errors import UserError
 from .records import BadRecord, decode
 from .redact import mask_pans, mask_text
-
-# Events per kernel call at most: the call's fixed cost is shared by the run, and an event's latency
-# includes deciding the events before it in its run (`fraud bench` measures both).
-RUN_MAX = 16
 
 
 def dead_letter(line_no: int, error: str, raw: bytes) -> bytes:
