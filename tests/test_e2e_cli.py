@@ -89,10 +89,10 @@ def test_sigterm_stops_an_embedded_run_cleanly(tmp_path):
         proc.stdin.write(json.dumps({"tx_id": f"t{i}", "card_id": "c1", "merchant_id": "m1", "amount": 3.5,
                                      "event_time": 1767225600000 + i * 1000}) + "\n")
     proc.stdin.flush()
-    deadline = time.monotonic() + 60
-    while not any(tmp.iterdir()) and time.monotonic() < deadline:  # the state store exists: running
-        time.sleep(0.1)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:  # deciding
+        time.sleep(0.05)
+    assert any(tmp.iterdir()), "no temporary state while running"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
