@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+PURE_PYTHON_CORE = "91eb68dc7364db6a6c4c1e0eb03673f5f91a2a7a"  # tagged pure-python-core: the last pure-Python core
 EXACT = ("decision", "rules", "late")
 CLOSE = ("score", "model_score")
 TOLERANCE = 1e-6 + 1e-12  # scores are written rounded to 6 decimals: one unit in the last place is within
@@ -38,6 +39,12 @@ def git(*args: str, cwd: Path = ROOT) -> str:
     if proc.returncode != 0:
         fail(f"git {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout.strip()
+
+
+def _default_reference() -> str:
+    ok = subprocess.run(["git", "rev-parse", "--verify", "-q", "pure-python-core^{commit}"], cwd=ROOT,
+                        capture_output=True).returncode == 0
+    return "pure-python-core" if ok else PURE_PYTHON_CORE
 
 
 def worktree(ref: str) -> Path:
@@ -116,7 +123,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--model", default=str(ROOT / "models" / "default"), help="model directory, for both")
     p.add_argument("--rules", default=str(ROOT / "config" / "rules.yaml"), help="rules YAML, for both")
     p.add_argument("--feedback", default=None, help="confirmed fraud reports, for both")
-    p.add_argument("--ref", default="pure-python-core", help="the reference code (a git ref)")
+    p.add_argument("--ref", default=_default_reference(), help="the reference code (a git ref; default: the tag "
+                   f"pure-python-core, or its commit {PURE_PYTHON_CORE[:12]} in a clone without the tag)")
     p.add_argument("--new-ref", default=None, help=argparse.SUPPRESS)  # a ref instead of this checkout
     venv = ROOT / ".venv" / "bin" / "python"
     p.add_argument("--python", default=str(venv) if venv.exists() else sys.executable,
