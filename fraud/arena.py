@@ -139,10 +139,6 @@ class CardArena:
     def clear_dirty(self) -> None:
         self.cm[:, DIRTY] = 0
 
-    def reset(self) -> None:
-        """Forget every card (state since the last checkpoint is reloaded from the store)."""
-        self.__init__(self.max_events, self.limit, self.on_evict, len(self.cm), len(self.evi))
-
     def history(self, card_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(times and merchants, amounts and locations) of a card in memory, in event-time order."""
         s = self.slot_of[card_id]

@@ -161,36 +161,35 @@ class Detector:
             res = self._heads[n] = self._buf.head(n)
         if not n:
             return res
-        in_i, in_f = self._pack(txs, res)
-        store = self.store
-        in_i[:, 1] = store.slots([tx.card_id for tx in txs])
-        arena = store.arena
-        prog = self.program
-        done = 0
-        while True:
-            done = K.run(done, in_i, in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
-                         plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
-                         *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
-            if done == n:
-                return res
-            arena.make_space(arena.max_events)  # the arena is full: compact or grow, then go on
+        self._pack(txs, res)
+        res.in_i[:, 1] = self.store.slots([tx.card_id for tx in txs])
+        done = self._kernel(0, res)
+        while done < n:
+            self.store.arena.make_space(self.store.arena.max_events)  # full: compact or grow, go on
+            done = self._kernel(done, res)
+        return res
 
-    def _call_kernels(self, res: RunResult) -> None:
-        """Call every kernel a run uses on no events at all."""
+    def _kernel(self, k0: int, res: RunResult) -> int:
+        """kernel.run over the run's events k0..; returns how many are done."""
         arena = self.store.arena
         prog = self.program
         plan = self.plan
-        K.run(0, res.in_i, res.in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
-              plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
-              *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
+        return K.run(k0, res.in_i, res.in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
+                     plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
+                     *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
+
+    def _call_kernels(self, res: RunResult) -> None:
+        """Call every kernel a run uses on no events at all."""
+        plan = self.plan
+        self._kernel(0, res)
         empty = np.zeros(0, dtype=np.int64)
         if plan.uses_merchants or self.feeds_merchants:
             plan.merchants.run(empty, empty, empty, True, True, res.windows, res.in_f, plan.merchant_cols)
         if plan.inputs:
             plan.correct_inputs([], empty, res.windows, res.in_f, force=True)
 
-    def _pack(self, txs: Sequence[Transaction], res: RunResult) -> tuple[np.ndarray, np.ndarray]:
-        """The run as the kernel's input rows, with each event's merchant and report features read in
+    def _pack(self, txs: Sequence[Transaction], res: RunResult) -> None:
+        """Fill res.in_i / res.in_f: the run as the kernel's input rows (card slots aside), with each event's merchant and report features read in
         arrival order (the merchant table counts each event after its own read, as one by one)."""
         plan = self.plan
         table = plan.merchants
@@ -225,7 +224,6 @@ class Detector:
             windows = None
         if plan.inputs:
             plan.correct_inputs(txs, ts, windows, in_f)
-        return in_i, in_f
 
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""

@@ -93,10 +93,6 @@ class StateStore:
         wb.put(META_KEY, orjson.dumps({**meta, "card_format": CARD_FORMAT}))
         self._db.write(wb)
 
-    def discard(self) -> None:
-        """Forget every change since the last checkpoint (an aborted Kafka transaction)."""
-        self.arena.reset()
-        self._pending.clear()
     def meta(self) -> dict | None:
         """The metadata of the last checkpoint, or None for a fresh store."""
         data = self._db.get(META_KEY)
