@@ -31,23 +31,28 @@ def _tree(t: dict) -> tuple:
             t["value"])
 
 
-def _flatten(trees: list, remap: list[int]) -> tuple[list, list, list]:
-    """Trees as flat node rows for the kernel: (feature slot, left, right, child for NaN) and a
-    threshold (a leaf's value for a leaf: feature -1), children as global node numbers; the roots."""
-    node_i: list[tuple[int, int, int, int]] = []
-    node_f: list[float] = []
+def _flatten(trees: list, remap: list[int]) -> tuple[np.ndarray, list[int]]:
+    """All trees as kernel node records (`kernel_scoring.NODE`), each tree renumbered depth-first
+    (a node's left child right after it), children as global node numbers; and the roots."""
+    out: list[tuple] = []
     roots: list[int] = []
     for feat, thr, left, right, mleft, value in trees:
-        o = len(node_i)
+        o = len(out)
         roots.append(o)
-        for i, f in enumerate(feat):
-            if f < 0:
-                node_i.append((-1, o + i, o + i, o + i))
-                node_f.append(float(value[i]))
+        order: list[int] = []  # old node numbers in depth-first order
+        stack = [0]
+        while stack:
+            i = stack.pop()
+            order.append(i)
+            if feat[i] >= 0:
+                stack += [right[i], left[i]]
+        new = {old: o + k for k, old in enumerate(order)}
+        for i in order:
+            if feat[i] < 0:
+                out.append((float(value[i]), 0, -1, 0, 0))
             else:
-                node_i.append((remap[f], o + left[i], o + right[i], o + (left[i] if mleft[i] else right[i])))
-                node_f.append(thr[i])
-    return node_i, node_f, roots
+                out.append((thr[i], new[right[i]], remap[feat[i]], 1 if mleft[i] else 0, 0))
+    return np.array(out, dtype=KS.NODE), roots
 
 
 class FastModel:
@@ -76,22 +81,21 @@ class FastModel:
             if any(f >= len(self.features) for f in feat):
                 raise ValueError("a tree splits on a feature the model does not list")
             # children after their parent (as scikit-learn numbers them): every walk ends at a leaf
+            children = [c for f, lc, rc in zip(feat, left, right) if f >= 0 for c in (lc, rc)]
             if any(not i < c < n for i, (f, lc, rc) in enumerate(zip(feat, left, right)) if f >= 0
                    for c in (lc, rc)):
                 raise ValueError("a tree node's child is not a later node of the same tree")
+            if len(set(children)) != len(children):  # a tree, not a graph: every node has one parent
+                raise ValueError("a tree node is the child of two nodes")
         self._forest_scale = self.forest_weight / len(self._forest) if self._forest else 0.0
         self.bind({f: i for i, f in enumerate(self.features)})
 
     def bind(self, index: dict[str, int]) -> None:
         """Re-point tree feature numbers at a feature plan's slots, so scoring reads the plan's rows."""
         remap = [index[f] for f in self.features]
-        node_i, node_f, roots = _flatten(self._boosted + self._forest, remap)
-        self.nodes = np.zeros(len(node_i), dtype=KS.NODE)
-        if node_i:
-            ni = np.array(node_i, dtype=np.int32)
-            self.nodes["thr"] = node_f
-            for c, field in enumerate(("feat", "left", "right", "miss")):
-                self.nodes[field] = ni[:, c]
+        if max(remap, default=0) > np.iinfo(np.int16).max:
+            raise ValueError("more features than a tree node can name")
+        self.nodes, roots = _flatten(self._boosted + self._forest, remap)
         self.roots = np.array(roots, dtype=np.int64)
         self.width = max(remap, default=-1) + 1
         # the kernel's model settings (kernel.C_* / kernel.F_* positions)
