@@ -3,9 +3,10 @@
 Every feature a rule or the model may name is defined here, once; training, backtests and live
 detection all run the same kernel (`kernel.py`) with a plan, so there is no training/serving skew.
 A plan computes only the features its consumers named (SPEC 4: naming `count_90m` in a rule is
-enough to get it). Card features are computed in the kernel from the card's history; the merchant
-and fraud-report features come from tables shared by all cards (`merchant_table.py`, `feedback.py`)
-and are looked up in Python per event, in arrival order, and handed to the kernel as inputs.
+enough to get it). Card features are computed by the card kernel from the card's history; the
+merchant and fraud-report features come from tables shared by all cards (`merchant_kernel.py`,
+`report_kernel.py`), which write them into the card kernel's input rows, event by event in arrival
+order, just before it runs.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class FeaturePlan:
         # (duration, aggregate, slot) sorted by duration: the kernel bisects once per duration
         self.windows = np.array(windows, dtype=np.int64).reshape(-1, 3)
         want = set(self.names)
-        # features looked up in Python (merchant and report tables), in `inputs` order
+        # features the merchant and report kernels write into the input rows, in `inputs` order
         self.inputs = [n for n in EXTRA_FEATURES if n in want and n not in _CARD_CODE]
         extras = [(_CARD_CODE[n], self.index[n], 0) for n in EXTRA_FEATURES if n in _CARD_CODE and n in want]
         extras += [(K.E_INPUT, self.index[n], K.IN_F_FIXED + c) for c, n in enumerate(self.inputs)]
