@@ -95,11 +95,14 @@ def _copy_rows(evi, evf, dst, src, n):
 @njit(cache=True)
 def distinct(evi, base, lo, hi, hkeys, hstamp, stamp):
     """Distinct keys in column 1 of rows base+lo .. base+hi: an open-addressing set in scratch arrays,
-    emptied in O(1) by moving to a new stamp (the merchant table counts its cards with it too)."""
+    emptied in O(1) by moving to a new stamp (the merchant table counts its cards with it too).
+    More keys than the scratch arrays hold (a merchant busier than they were sized for): sorted."""
     n = hi - lo
     size = 16
     while size < 2 * n:
         size <<= 1
+    if size > hkeys.shape[0]:
+        return np.unique(evi[base + lo:base + hi, 1]).shape[0]
     mask = size - 1
     count = 0
     for j in range(lo, hi):

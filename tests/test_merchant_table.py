@@ -97,3 +97,12 @@ def test_late_insert_invalidates_the_cached_window():
     assert table.window("m", t) == (0, 1, 1, 1)
     table.add("m", "c2", T0 + 12 * D + 5 * H)   # arrives late, inside the already computed windows
     assert table.window("m", t) == (1, 2, 2, 2)
+
+
+def test_a_merchant_with_more_cards_than_the_scratch_set_holds():
+    table = MerchantTable()
+    for c in range(5000):  # 5,000 card rows in the 7-day window: more than the hash scratch's 4,096
+        table.add("busy", f"c{c}", T0 + (c % 100) * H)
+    table.add("busy", "c0", T0 + H)  # a repeat within its hour adds no row
+    # at t = T0 + 7 days + 101 h the windows end at hour 101: the last day holds hours 77-99 (50 cards each)
+    assert table.window("busy", T0 + 7 * D + 101 * H) == (23 * 50, 5001, 5001, 5000)
