@@ -238,8 +238,6 @@ class Detector:
         oi = res.out_i.tolist()
         of = res.out_f.tolist()
         has_model = self.model is not None
-        names = self.rule_names
-        fired = res.fired
         out = []
         for k, tx in enumerate(txs):
             late, _, dec, nfired = oi[k]
@@ -251,7 +249,7 @@ class Detector:
                 "decision": ACTIONS[dec],
                 "score": round(score, 6),
                 "model_score": round(ms, 6) if has_model else None,
-                "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
+                "rules": self.fired(res, k) if nfired else [],
                 "latency_ms": round((now_ns() - arrived_ns[k]) / 1e6, 4),
                 "late": late == 1,
             })
@@ -271,12 +269,6 @@ class Detector:
     def score(self) -> tuple[str, float, float | None, list[str]]:
         """(decision, score, model_score, fired rule names) of the last `update`."""
         return self._last
-
-    def decide(self, severity: int, model_score: float | None) -> tuple[str, float]:
-        """(decision, score) from a severity and a model probability, as the kernel decides."""
-        dec, score = KS.decide(severity, model_score is not None, NAN if model_score is None else model_score,
-                              self.thresholds["review"], self.thresholds["block"])
-        return ACTIONS[dec], score
 
     def history_cutoff(self) -> int:
         """Events older than this can no longer fall in any window of any transaction still to be

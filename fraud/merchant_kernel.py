@@ -12,10 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import njit
-from .kernel import bisect_left, distinct
+from .kernel import DAY_MS, HOUR_MS, bisect_left, distinct
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 DELAY_MS = 7 * DAY_MS
 NO_CUT = -(1 << 62)
 # mm columns: count block, card block (start, head, len, cap), cached window

@@ -63,7 +63,6 @@ class MerchantTable:
         self.mctl[MK.SWEPT_DAY] = -1
         self.keys = np.zeros(slots, dtype=np.int64)  # merchant_key of each slot
         self.slot_of: dict[str, int] = {}
-        self._name: list[str | None] = [None] * slots
         self._free = list(range(slots - 1, -1, -1))
         self._hkeys = np.zeros(1 << 12, dtype=np.int64)
         self._hstamp = np.zeros(1 << 12, dtype=np.int64)
@@ -91,7 +90,6 @@ class MerchantTable:
                 self._grow_slots()
             s = self._free.pop()
             self.slot_of[merchant] = s
-            self._name[s] = merchant
             self.keys[s] = merchant_key(merchant)
         return s
 
@@ -161,7 +159,6 @@ class MerchantTable:
         for name, s in list(self.slot_of.items()):
             if not mm[s, MK.CNT + MK.LEN] and not mm[s, MK.CRD + MK.LEN]:
                 del self.slot_of[name]
-                self._name[s] = None
                 mm[s] = 0
                 mm[s, MK.CUT] = MK.NO_CUT
                 self._free.append(s)
@@ -173,7 +170,6 @@ class MerchantTable:
         mm[:old] = self.mm
         self.mm = mm
         self.keys = np.concatenate([self.keys, np.zeros(old, np.int64)])
-        self._name.extend([None] * old)
         self._free.extend(range(2 * old - 1, old - 1, -1))
 
     def _make_room(self) -> None:

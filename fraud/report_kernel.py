@@ -11,11 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import njit
-
-DAY_MS = 86_400_000
-PROFILE_MS = 30 * DAY_MS
-HOUR_MS = 3_600_000
-DELAY_MS = 7 * DAY_MS
+from .kernel import DAY_MS, HOUR_MS, PROFILE_MS
+from .merchant_kernel import DELAY_MS
 _BIG = 1 << 62
 # cols: card_frauds_known_30d, merchant_frauds_known_7d, merchant_frauds_known_30d,
 # merchant_days_since_known_fraud, card_days_since_known_fraud, merchant_fraud_rate_1d/7d/30d
