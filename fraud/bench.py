@@ -68,7 +68,7 @@ def warm_up() -> None:
                            "event_time": t + k, "channel": "pos", "lat": 1.0, "lon": 2.0}) for k in range(3)])
         store.arena.make_space(1 << 20)
         det.plan.merchants.sweep(0)
-        det.plan.merchants._make_room()
+        det.plan.merchants.make_room()
         det.model.score_rows(np.zeros((1, len(det.plan.names))))
     finally:
         store.close()

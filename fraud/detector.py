@@ -18,6 +18,8 @@ import numpy as np
 
 from . import kernel as K
 from . import kernel_scoring as KS
+from . import merchant_kernel as MK
+from . import run_kernel as RK
 from .feedback import FeedbackIndex
 from .features import FeaturePlan
 from .merchant_table import MerchantTable
@@ -54,15 +56,14 @@ class RunResult:
     The arrays are reused by the detector's next run (no allocation per run): copy what must outlive it.
     """
 
-    __slots__ = ("X", "out_i", "out_f", "fired", "in_i", "in_f", "windows")
+    __slots__ = ("X", "out_i", "out_f", "fired", "windows", "in_f")
 
-    def __init__(self, n: int, width: int, inputs: int, rules: int) -> None:
+    def __init__(self, n: int, width: int, rules: int, inputs: int) -> None:
         self.X = np.full((n, width), NAN)
+        self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))  # the kernel's input rows (fixed part copied in)
         self.out_i = np.zeros((n, 4), dtype=np.int64)
         self.out_f = np.zeros((n, 2), dtype=np.float64)
         self.fired = np.zeros((n, rules), dtype=np.bool_)
-        self.in_i = np.zeros((n, 3), dtype=np.int64)
-        self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))
         self.windows = np.zeros((n, 4), dtype=np.int64)
 
     def head(self, n: int) -> "RunResult":
@@ -121,9 +122,12 @@ class Detector:
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
             self.max_ts = int(meta["max_ts"])
-        self._buf = RunResult(0, len(self.plan.names), len(self.plan.inputs), len(self.rule_names))
+        self._buf = RunResult(0, len(self.plan.names), len(self.rule_names), len(self.plan.inputs))
         self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
-        self._call_kernels(self._buf)  # numba compiles or loads them now, not inside the first decision
+        self._mcfg_of: tuple = ()
+        self._mcfg = np.zeros(RK.MCFG_SIZE, dtype=np.int64)
+        # numba compiles or loads the kernels now, not inside the first decision
+        self._kernel(0, np.zeros((0, RK.EV_I_COLS), np.int64), np.zeros((0, K.IN_F_FIXED)), self._buf)
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
@@ -149,81 +153,82 @@ class Detector:
         return None if m is None else m - self.settings.watermark_bound_ms
 
     def run(self, txs: Sequence[Transaction]) -> RunResult:
-        """Decide `txs` in arrival order (kernel.run documents the arrays)."""
+        """Decide `txs` in arrival order: one `run_kernel.run` call (restarted where an arena fills)."""
         n = len(txs)
-        plan = self.plan
         res = self._heads.get(n)
         if res is None:
             if n > len(self._buf.X):
-                self._buf = RunResult(max(n, 2 * len(self._buf.X)), len(plan.names), len(plan.inputs),
-                                      len(self.rule_names))
+                self._buf = RunResult(max(n, 2 * len(self._buf.X)), len(self.plan.names), len(self.rule_names),
+                                      len(self.plan.inputs))
                 self._heads.clear()
             res = self._heads[n] = self._buf.head(n)
         if not n:
             return res
-        self._pack(txs, res)
-        res.in_i[:, 1] = self.store.slots([tx.card_id for tx in txs])
-        done = self._kernel(0, res)
-        while done < n:
-            self.store.arena.make_space(self.store.arena.max_events)  # full: compact or grow, go on
-            done = self._kernel(done, res)
+        ev_i, fixed = self._pack(txs)
+        arena = self.store.arena
+        if len(arena.slot_of) > arena.limit:  # before the call: never push out a card of this run
+            arena.mark_used(ev_i[:, RK.V_CARD])
+        table = self.plan.merchants
+        swept = int(table.mctl[MK.SWEPT_DAY])
+        done, full = self._kernel(0, ev_i, fixed, res)
+        while done < n:  # an arena is full: compact or grow it, go on from that event
+            if full == RK.FULL_MERCHANTS:
+                table.make_room()
+            else:
+                arena.make_space(arena.max_events)
+            done, full = self._kernel(done, ev_i, fixed, res)
+        table.after_run(swept)
         return res
 
-    def _kernel(self, k0: int, res: RunResult) -> int:
-        """kernel.run over the run's events k0..; returns how many are done."""
+    def _kernel(self, k0: int, ev_i: np.ndarray, fixed: np.ndarray, res: RunResult) -> tuple[int, int]:
         arena = self.store.arena
         prog = self.program
         plan = self.plan
-        return K.run(k0, res.in_i, res.in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
-                     plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity,
-                     *self._trees, self._hkeys, self._hstamp, res.X, res.out_i, res.out_f, res.fired)
-
-    def _call_kernels(self, res: RunResult) -> None:
-        """Call every kernel a run uses on no events at all."""
-        plan = self.plan
-        self._kernel(0, res)
-        empty = np.zeros(0, dtype=np.int64)
-        if plan.uses_merchants or self.feeds_merchants:
-            plan.merchants.run(empty, empty, empty, True, True, res.windows, res.in_f, plan.merchant_cols)
-        if plan.inputs:
-            plan.correct_inputs([], empty, res.windows, res.in_f, force=True)
-
-    def _pack(self, txs: Sequence[Transaction], res: RunResult) -> None:
-        """Fill res.in_i / res.in_f: the run as the kernel's input rows (card slots aside), with each event's merchant and report features read in
-        arrival order (the merchant table counts each event after its own read, as one by one)."""
-        plan = self.plan
         table = plan.merchants
-        table.flush()
-        n = len(txs)
-        slot_of = table.slot_of
+        if self._mcfg_of != (table, table.auto_sweep):  # a table set since (Kafka's global one, tests)
+            self._mcfg_of = (table, table.auto_sweep)
+            self._mcfg = table.config(plan.uses_merchants, self.feeds_merchants)
+        reports = plan.feedback.packed()
+        return RK.run(k0, ev_i, fixed, res.in_f, arena.cm, arena.evi, arena.evf, arena.ctl, self._cfg, self._fcfg,
+                      plan.windows, plan.extras, prog.code, prog.consts, prog.spans, prog.severity, *self._trees,
+                      self._hkeys, self._hstamp, table.mm, table.mev, table.mctl, table.keys, self._mcfg,
+                      plan.merchant_cols, table.hkeys, table.hstamp, reports[2], reports[3], reports[4],
+                      plan.report_cols, plan.report_defaults, res.windows, res.X, res.out_i, res.out_f, res.fired)
+
+    def _pack(self, txs: Sequence[Transaction]) -> tuple[np.ndarray, np.ndarray]:
+        """The run as the kernel's input (`run_kernel.py`): ids interned to card and merchant slots
+        (cards not in memory loaded from the store), report rows looked up, and each event's amount,
+        location and card-present flag."""
+        table = self.plan.merchants
+        table.flush()  # buffered adds first: a sweep they cause may forget merchants
+        card_slot = self.store.arena.slot_of.get
+        load = self.store.load
+        merchant_slot = table.slot_of.get
         intern = table.slot
-        fixed: list[float] = []
-        mslots: list[int] = []
+        reports = self.plan.feedback.packed()
+        report_card, report_merchant = reports[0].get, reports[1].get
         cps = CARD_PRESENT_CHANNELS
+        ints: list[int] = []
+        floats: list[float] = []
         for tx in txs:
-            s = slot_of.get(tx.merchant_id)
-            mslots.append(intern(tx.merchant_id) if s is None else s)
+            cid = tx.card_id
+            mid = tx.merchant_id
+            c = card_slot(cid)
+            if c is None:
+                c = load(cid)
+            m = merchant_slot(mid)
+            if m is None:
+                m = intern(mid)
+            ints += (tx.ts, c, m, hash(cid), report_card(cid, -1), report_merchant(mid, -1))
             ch = tx.channel
             cp = NAN if ch is None else (1.0 if ch in cps else 0.0)
             if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
-                fixed += (tx.amount, NAN, NAN, cp)
+                floats += (tx.amount, NAN, NAN, cp)
             else:
-                fixed += (tx.amount, tx.lat, tx.lon, cp)
-        in_i, in_f = res.in_i, res.in_f
-        ts = np.array([tx.ts for tx in txs], dtype=np.int64)
-        in_i[:, 0] = ts
-        ms = np.array(mslots, dtype=np.int64)
-        in_i[:, 2] = table.keys[ms]
-        in_f[:, :K.IN_F_FIXED] = np.array(fixed).reshape(n, K.IN_F_FIXED)
-        if plan.uses_merchants or self.feeds_merchants:
-            windows = res.windows
-            cards = np.array([hash(tx.card_id) for tx in txs], dtype=np.int64) if self.feeds_merchants \
-                else np.zeros(n, np.int64)
-            table.run(ms, cards, ts, plan.uses_merchants, self.feeds_merchants, windows, in_f, plan.merchant_cols)
-        else:
-            windows = None
-        if plan.inputs:
-            plan.correct_inputs(txs, ts, windows, in_f)
+                floats += (tx.amount, tx.lat, tx.lon, cp)
+        n = len(txs)
+        return (np.array(ints, dtype=np.int64).reshape(n, RK.EV_I_COLS),
+                np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED))
 
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""
@@ -234,23 +239,35 @@ class Detector:
 
     def records(self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int],
                 now_ns: Callable[[], int]) -> list[dict]:
-        """The decision records of a run (SPEC 1); `now_ns` is the clock, read as each is made."""
+        """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
+        returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
+
+        Scores are rounded to 6 decimals as numpy does (x 1e6, to the nearest integer, / 1e6): the
+        same float as Python's `round` except for values within one ulp of a tie.
+        """
+        now = now_ns()
         oi = res.out_i.tolist()
-        of = res.out_f.tolist()
+        of = np.round(res.out_f, 6).tolist()
         has_model = self.model is not None
+        names = self.rule_names
+        fired = res.fired
         out = []
+        last_at, latency = None, 0.0
         for k, tx in enumerate(txs):
             late, _, dec, nfired = oi[k]
             score, ms = of[k]
+            at = arrived_ns[k]
+            if at != last_at:
+                last_at, latency = at, round((now - at) / 1e6, 4)
             out.append({
                 "tx_id": tx.tx_id,
                 "card_id": tx.card_id,
                 "event_time": tx.event_time,
                 "decision": ACTIONS[dec],
-                "score": round(score, 6),
-                "model_score": round(ms, 6) if has_model else None,
-                "rules": self.fired(res, k) if nfired else [],
-                "latency_ms": round((now_ns() - arrived_ns[k]) / 1e6, 4),
+                "score": score,
+                "model_score": ms if has_model else None,
+                "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
+                "latency_ms": latency,
                 "late": late == 1,
             })
         return out

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
 from . import kernel as K
-from . import report_kernel as RK
 from .feedback import FeedbackIndex
 from .merchant_table import MerchantTable
 
@@ -140,31 +139,13 @@ class FeaturePlan:
         # each report feature (in _FEEDBACK_ONLY order); -1: not computed
         col = {n: K.IN_F_FIXED + c for c, n in enumerate(self.inputs)}
         self.merchant_cols = np.array([col.get(n, -1) for n in _MERCHANT_SLOT], dtype=np.int64)
-        at = [i for i, n in enumerate(_FEEDBACK_ONLY) if n in col]
-        self._report_at = np.array(at, dtype=np.intp)
-        self._report_cols = np.array([col[_FEEDBACK_ONLY[i]] for i in at], dtype=np.intp)
-        self._no_reports = np.array(_NO_REPORTS, dtype=np.float64)[self._report_at]
-        self._report_kernel_cols = np.array([col.get(n, -1) for n in _FEEDBACK_ONLY + _RATES], dtype=np.int64)
-        self._report_kernel_cols_nowin = self._report_kernel_cols.copy()
-        self._report_kernel_cols_nowin[5:] = -1  # no merchant windows read: no rates
-        self._no_windows = np.zeros((0, 4), dtype=np.int64)
+        # where the report kernel writes each report feature (in _FEEDBACK_ONLY order, then the
+        # corrected merchant rates); empty: none is computed
+        rcols = np.array([col.get(n, -1) for n in _FEEDBACK_ONLY + _RATES], dtype=np.int64)
+        self.report_cols = rcols if (rcols >= 0).any() else np.zeros(0, dtype=np.int64)
+        self.report_defaults = np.array(_NO_REPORTS + (NAN,) * len(_RATES), dtype=np.float64)
         longest = max((int(d) for d in self.windows[:, 0]), default=0)
         self.retention_ms = max(longest, PROFILE_MS)
 
     def new_vector(self) -> list[float]:
         return [NAN] * len(self.names)
-
-    def correct_inputs(self, txs: Sequence, ts: np.ndarray, windows: np.ndarray | None, in_f: np.ndarray,
-                       force: bool = False) -> None:
-        """Put the fraud-report features into the run's input rows: the merchant table wrote the
-        merchant features (`windows` holds each event's counts) with rates that know of no report.
-        Only events whose card or merchant has a report are looked up (`report_kernel.py`)."""
-        if self._report_cols.size:
-            in_f[:, self._report_cols] = self._no_reports
-        if not (len(self.feedback) or force) or not (self._report_cols.size or (self.merchant_cols[3:6] >= 0).any()):
-            return
-        card_row, merchant_row, ev, rp, off = self.feedback.packed()
-        cards = np.array([card_row.get(tx.card_id, -1) for tx in txs], dtype=np.int64)
-        merchants = np.array([merchant_row.get(tx.merchant_id, -1) for tx in txs], dtype=np.int64)
-        RK.run(cards, merchants, ts, ev, rp, off, windows if windows is not None else self._no_windows,
-               in_f, self._report_kernel_cols if windows is not None else self._report_kernel_cols_nowin)

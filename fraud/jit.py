@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-KERNEL_SOURCES = ("jit.py", "kernel.py", "kernel_scoring.py", "merchant_kernel.py", "report_kernel.py")
+KERNEL_SOURCES = ("jit.py", "kernel.py", "kernel_scoring.py", "merchant_kernel.py", "report_kernel.py",
+                  "run_kernel.py")
 
 
 def cache_dir() -> Path:

@@ -160,29 +160,37 @@ def window(mm, mev, s, t, hkeys, hstamp, mctl):
 
 
 @njit(cache=True)
-def run(k0, slots, cards, ts, read, feed, mm, mev, mctl, keep_h, keep_cards_h, auto_sweep, hkeys, hstamp,
-        windows, out, cols):
-    """For events k0.. in order: read the merchant's windows (if `read`), then count the event (if
-    `feed`). Returns how many are done (fewer: the arena is full, make room and call again).
+def read(k, mm, mev, s, t, hkeys, hstamp, mctl, windows, out, cols):
+    """Event k's merchant windows at slot s into windows[k], and its features into out[k, cols[c]]
+    for c = transactions over 1, 7, 30 days, their fraud rates, distinct cards over 7 days (cols[c]
+    < 0: not wanted). Rates here know of no fraud report (0, or NaN without transactions): the
+    report kernel corrects those of merchants with reports."""
+    w = window(mm, mev, s, t, hkeys, hstamp, mctl)
+    for c in range(4):
+        windows[k, c] = w[c]
+    for c in range(3):
+        if cols[c] >= 0:
+            out[k, cols[c]] = w[c]
+        if cols[3 + c] >= 0:
+            out[k, cols[3 + c]] = 0.0 if w[c] > 0 else np.nan
+    if cols[6] >= 0:
+        out[k, cols[6]] = w[3]
 
-    A read writes windows[k] = `window(...)`, and out[k, cols[c]] for c = transactions over 1, 7, 30 days, their fraud rates, distinct
-    cards over 7 days (cols[c] < 0: not wanted). Rates here know of no fraud report (0, or NaN
-    without transactions): the caller corrects the few merchants that have reports."""
+
+@njit(cache=True)
+def feed(k0, slots, cards, ts, mm, mev, mctl, keep_h, keep_cards_h, auto_sweep):
+    """Count events k0.. in order; returns how many are done (fewer: the arena is full, make room
+    and call again from there)."""
     for k in range(k0, slots.shape[0]):
-        if read:
-            w = window(mm, mev, slots[k], ts[k], hkeys, hstamp, mctl)
-            for c in range(4):
-                windows[k, c] = w[c]
-            for c in range(3):
-                if cols[c] >= 0:
-                    out[k, cols[c]] = w[c]
-                if cols[3 + c] >= 0:
-                    out[k, cols[3 + c]] = 0.0 if w[c] > 0 else np.nan
-            if cols[6] >= 0:
-                out[k, cols[6]] = w[3]
-        if feed and not add(mm, mev, mctl, slots[k], cards[k], ts[k], keep_h, keep_cards_h, auto_sweep):
+        if not add(mm, mev, mctl, slots[k], cards[k], ts[k], keep_h, keep_cards_h, auto_sweep):
             return k
     return slots.shape[0]
+
+
+@njit(cache=True)
+def empty_slots(mm):
+    """Slots with no row left in either block (free slots among them)."""
+    return np.flatnonzero((mm[:, CNT + LEN] == 0) & (mm[:, CRD + LEN] == 0))
 
 
 @njit(cache=True)

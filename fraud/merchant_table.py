@@ -22,6 +22,7 @@ from hashlib import blake2b
 import numpy as np
 
 from . import merchant_kernel as MK
+from . import run_kernel as RK
 
 HOUR_MS = MK.HOUR_MS
 DAY_MS = MK.DAY_MS
@@ -30,7 +31,6 @@ WINDOW_DAYS = (1, 7, 30)   # merchant_tx_<n>d / merchant_fraud_rate_<n>d
 CARDS_DAYS = 7             # merchant_cards_7d
 _LONGEST_H = max(WINDOW_DAYS) * 24
 _BUFFERED = 4096           # adds buffered before one compiled call (flushed before any read)
-NO_COLS = np.full(7, -1, dtype=np.int64)
 
 
 def cutoff_hour(t: int) -> int:
@@ -63,9 +63,10 @@ class MerchantTable:
         self.mctl[MK.SWEPT_DAY] = -1
         self.keys = np.zeros(slots, dtype=np.int64)  # merchant_key of each slot
         self.slot_of: dict[str, int] = {}
+        self._name_of: list[str | None] = [None] * slots
         self._free = list(range(slots - 1, -1, -1))
-        self._hkeys = np.zeros(1 << 12, dtype=np.int64)
-        self._hstamp = np.zeros(1 << 12, dtype=np.int64)
+        self.hkeys = np.zeros(1 << 12, dtype=np.int64)
+        self.hstamp = np.zeros(1 << 12, dtype=np.int64)
         self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])
         # Embedded, the table is fed by the events being decided, so it sweeps itself as time goes
         # on. A Kafka global table runs ahead of the partitions it serves: they sweep it instead.
@@ -90,6 +91,7 @@ class MerchantTable:
                 self._grow_slots()
             s = self._free.pop()
             self.slot_of[merchant] = s
+            self._name_of[s] = merchant
             self.keys[s] = merchant_key(merchant)
         return s
 
@@ -106,21 +108,17 @@ class MerchantTable:
         containing t - 7 days."""
         self.flush()
         s = self.slot_of.get(merchant, -1)
-        return tuple(int(x) for x in MK.window(self.mm, self.mev, s, t, self._hkeys, self._hstamp, self.mctl))
+        return tuple(int(x) for x in MK.window(self.mm, self.mev, s, t, self.hkeys, self.hstamp, self.mctl))
 
-    def run(self, slots: np.ndarray, cards: np.ndarray, ts: np.ndarray, read: bool, feed: bool,
-            windows: np.ndarray, out: np.ndarray, cols: np.ndarray = NO_COLS) -> None:
-        """A run of events in order: each reads its merchant's windows into `windows` and features
-        into out[k, cols] (if `read`, see `merchant_kernel.run`), then is counted (if `feed`)."""
-        self.flush()
-        swept = int(self.mctl[MK.SWEPT_DAY])
-        done = 0
-        while True:
-            done = MK.run(done, slots, cards, ts, read, feed, self.mm, self.mev, self.mctl, self._keep_h,
-                          self._keep_cards_h, self.auto_sweep, self._hkeys, self._hstamp, windows, out, cols)
-            if done == len(slots):
-                break
-            self._make_room()
+    def config(self, read: bool, feed: bool) -> np.ndarray:
+        """The `run_kernel` settings of a detector that reads this table (`read`) and feeds it (`feed`)."""
+        mcfg = np.zeros(RK.MCFG_SIZE, dtype=np.int64)
+        mcfg[RK.M_READ], mcfg[RK.M_FEED], mcfg[RK.M_AUTO_SWEEP] = read, feed, self.auto_sweep
+        mcfg[RK.M_KEEP_H], mcfg[RK.M_KEEP_CARDS_H] = self._keep_h, self._keep_cards_h
+        return mcfg
+
+    def after_run(self, swept: int) -> None:
+        """After a kernel call that may have fed the table: forget the merchants a sweep emptied."""
         if self.mctl[MK.SWEPT_DAY] != swept:
             self._forget_empty()
 
@@ -130,8 +128,13 @@ class MerchantTable:
         slots, cards, times = self._pending
         if slots:
             self._pending = ([], [], [])
-            self.run(np.array(slots, np.int64), np.array(cards, np.int64), np.array(times, np.int64),
-                     False, True, np.zeros((0, 4), np.int64), np.zeros((0, 0)))
+            swept = int(self.mctl[MK.SWEPT_DAY])
+            slots_a, cards_a, ts_a = (np.array(x, np.int64) for x in (slots, cards, times))
+            done = 0
+            while (done := MK.feed(done, slots_a, cards_a, ts_a, self.mm, self.mev, self.mctl, self._keep_h,
+                                   self._keep_cards_h, self.auto_sweep)) < len(slots_a):
+                self.make_room()
+            self.after_run(swept)
 
     def sweep_behind(self, ts: int) -> None:
         """Drop what no event at or after event time `ts` (less the lateness allowed) can read."""
@@ -156,9 +159,12 @@ class MerchantTable:
 
     def _forget_empty(self) -> None:
         mm = self.mm
-        for name, s in list(self.slot_of.items()):
-            if not mm[s, MK.CNT + MK.LEN] and not mm[s, MK.CRD + MK.LEN]:
+        name_of = self._name_of
+        for s in MK.empty_slots(mm).tolist():
+            name = name_of[s]
+            if name is not None:
                 del self.slot_of[name]
+                name_of[s] = None
                 mm[s] = 0
                 mm[s, MK.CUT] = MK.NO_CUT
                 self._free.append(s)
@@ -170,9 +176,10 @@ class MerchantTable:
         mm[:old] = self.mm
         self.mm = mm
         self.keys = np.concatenate([self.keys, np.zeros(old, np.int64)])
+        self._name_of.extend([None] * old)
         self._free.extend(range(2 * old - 1, old - 1, -1))
 
-    def _make_room(self) -> None:
+    def make_room(self) -> None:
         """Compact the blocks into fresh rows (twice the live size at least)."""
         live = np.array(sorted(self.slot_of.values()), dtype=np.int64)
         used = int(self.mm[live, MK.CNT + MK.CAP].sum() + self.mm[live, MK.CRD + MK.CAP].sum()) + 64

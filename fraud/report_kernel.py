@@ -54,31 +54,31 @@ def days_since_latest(ev, rp, lo, hi, t):
 
 
 @njit(cache=True)
-def run(card_rows, merchant_rows, ts, ev, rp, off, windows, out, cols):
-    """Fill out[k, cols[c]] (cols[c] >= 0) for each event; rows < 0: no report about that key (the
-    defaults, 0 and NaN, are already there; rates then stay as the merchant table wrote them)."""
-    for k in range(ts.shape[0]):
-        t = ts[k]
-        c = card_rows[k]
-        m = merchant_rows[k]
-        if c >= 0:
-            if cols[0] >= 0:
-                out[k, cols[0]] = count_between(ev, rp, off[c], off[c + 1], t - PROFILE_MS + 1, t + 1, t)
-            if cols[4] >= 0:
-                out[k, cols[4]] = days_since_latest(ev, rp, off[c], off[c + 1], t)
-        if m >= 0:
-            lo = off[m]
-            hi = off[m + 1]
-            if cols[1] >= 0:
-                out[k, cols[1]] = count_between(ev, rp, lo, hi, t - 7 * DAY_MS + 1, t + 1, t)
-            if cols[2] >= 0:
-                out[k, cols[2]] = count_between(ev, rp, lo, hi, t - PROFILE_MS + 1, t + 1, t)
-            if cols[3] >= 0:
-                out[k, cols[3]] = days_since_latest(ev, rp, lo, hi, t)
-            cut = (t - DELAY_MS) // HOUR_MS * HOUR_MS
-            for j in range(3):
-                col = cols[5 + j]
-                n = windows[k, j]
-                if col >= 0 and n > 0:
-                    d = (1, 7, 30)[j] * DAY_MS
-                    out[k, col] = count_between(ev, rp, lo, hi, cut - d, cut, t) / n
+def event(k, c, m, t, ev, rp, off, windows, out, cols, defaults):
+    """Event k's report features into out[k, cols[j]] (cols[j] >= 0): the defaults (no known fraud),
+    then what the reports about card row c and merchant row m say (rows < 0: no report about that
+    key; the merchant rates then stay as the merchant kernel wrote them)."""
+    for j in range(5):
+        if cols[j] >= 0:
+            out[k, cols[j]] = defaults[j]
+    if c >= 0:
+        if cols[0] >= 0:
+            out[k, cols[0]] = count_between(ev, rp, off[c], off[c + 1], t - PROFILE_MS + 1, t + 1, t)
+        if cols[4] >= 0:
+            out[k, cols[4]] = days_since_latest(ev, rp, off[c], off[c + 1], t)
+    if m >= 0:
+        lo = off[m]
+        hi = off[m + 1]
+        if cols[1] >= 0:
+            out[k, cols[1]] = count_between(ev, rp, lo, hi, t - 7 * DAY_MS + 1, t + 1, t)
+        if cols[2] >= 0:
+            out[k, cols[2]] = count_between(ev, rp, lo, hi, t - PROFILE_MS + 1, t + 1, t)
+        if cols[3] >= 0:
+            out[k, cols[3]] = days_since_latest(ev, rp, lo, hi, t)
+        cut = (t - DELAY_MS) // HOUR_MS * HOUR_MS
+        for j in range(3):
+            col = cols[5 + j]
+            n = windows[k, j]
+            if col >= 0 and n > 0:
+                d = (1, 7, 30)[j] * DAY_MS
+                out[k, col] = count_between(ev, rp, lo, hi, cut - d, cut, t) / n

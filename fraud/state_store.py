@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -55,21 +54,9 @@ class StateStore:
     def _keep_evicted(self, card_id: str, data: bytes) -> None:
         self._pending[CARD_PREFIX + card_id.encode()] = data
 
-    def slots(self, card_ids: list[str]) -> np.ndarray:
-        """The arena slot of each card (loading those not in memory), marked as used by this run."""
-        arena = self.arena
-        get = arena.slot_of.get
-        out = []
-        for card_id in card_ids:
-            s = get(card_id)
-            if s is None:
-                s = self._load(card_id)
-            out.append(s)
-        slots = np.array(out, dtype=np.int64)
-        arena.mark_used(slots)
-        return slots
-
-    def _load(self, card_id: str) -> int:
+    def load(self, card_id: str) -> int:
+        """The arena slot of a card not in memory: its saved history read back (or a new card).
+        The caller stamps the run's cards used before more cards are pushed out (`mark_used`)."""
         key = CARD_PREFIX + card_id.encode()
         data = self._pending.pop(key, None)
         dirty = data is not None  # a pending card is not on disk yet
