@@ -4,6 +4,7 @@ Delays are log-uniform inside three bands (seconds / minutes / hours) because re
 pipelines mostly lag by seconds, sometimes by minutes, and rarely by hours (a terminal
 that batches offline authorisations).
 """
+
 from __future__ import annotations
 
 import numpy as np

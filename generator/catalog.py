@@ -3,6 +3,7 @@
 Kept in one place so that integer codes used inside numpy arrays map to the same strings
 everywhere (population, legit traffic, fraud, encoding).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,21 +23,21 @@ SCENARIO_CODE: dict[str, int] = {name: i + 1 for i, name in enumerate(SCENARIOS)
 
 # (mcc, base popularity weight, log-amount offset vs the card's mu, physical?, online?)
 _MCC_ROWS: tuple[tuple[str, float, float, bool, bool], ...] = (
-    ("5411", 0.22, 0.35, True, True),    # grocery
-    ("5812", 0.12, 0.15, True, True),    # restaurants (incl. delivery)
+    ("5411", 0.22, 0.35, True, True),  # grocery
+    ("5812", 0.12, 0.15, True, True),  # restaurants (incl. delivery)
     ("5814", 0.14, -0.85, True, False),  # fast food
-    ("5541", 0.09, 0.25, True, False),   # fuel
-    ("5311", 0.06, 0.55, True, True),    # department stores
-    ("5912", 0.06, -0.25, True, True),   # pharmacy
-    ("5999", 0.07, 0.0, True, True),     # misc retail
-    ("4121", 0.05, -0.2, False, True),   # taxi / rideshare (app)
-    ("5815", 0.07, -1.3, False, True),   # digital goods
-    ("4814", 0.03, 0.6, False, True),    # telecom
-    ("5732", 0.03, 1.3, True, True),     # electronics
-    ("5944", 0.01, 1.6, True, True),     # jewellery
-    ("5947", 0.02, 0.2, True, True),     # gifts, cards, novelty
-    ("4511", 0.01, 2.2, False, True),    # airlines
-    ("7011", 0.02, 1.8, True, True),     # hotels
+    ("5541", 0.09, 0.25, True, False),  # fuel
+    ("5311", 0.06, 0.55, True, True),  # department stores
+    ("5912", 0.06, -0.25, True, True),  # pharmacy
+    ("5999", 0.07, 0.0, True, True),  # misc retail
+    ("4121", 0.05, -0.2, False, True),  # taxi / rideshare (app)
+    ("5815", 0.07, -1.3, False, True),  # digital goods
+    ("4814", 0.03, 0.6, False, True),  # telecom
+    ("5732", 0.03, 1.3, True, True),  # electronics
+    ("5944", 0.01, 1.6, True, True),  # jewellery
+    ("5947", 0.02, 0.2, True, True),  # gifts, cards, novelty
+    ("4511", 0.01, 2.2, False, True),  # airlines
+    ("7011", 0.02, 1.8, True, True),  # hotels
 )
 MCCS: tuple[str, ...] = tuple(r[0] for r in _MCC_ROWS) + ("6011",)
 ATM_MCC = len(MCCS) - 1
@@ -57,7 +58,26 @@ BIG_TICKET_MCCS = np.array([MCC_INDEX[m] for m in ("5732", "5944", "5311", "4511
 CURRENCY = "USD"
 HOME_COUNTRIES: tuple[tuple[str, float], ...] = (("US", 0.86), ("CA", 0.04), ("GB", 0.05), ("DE", 0.03), ("FR", 0.02))
 TRAVEL_COUNTRIES: tuple[str, ...] = (
-    "US", "CA", "MX", "GB", "FR", "DE", "IT", "ES", "NL", "JP", "BR", "AU", "TH", "IN", "TR", "NG", "RU", "CN", "AR", "PH",
+    "US",
+    "CA",
+    "MX",
+    "GB",
+    "FR",
+    "DE",
+    "IT",
+    "ES",
+    "NL",
+    "JP",
+    "BR",
+    "AU",
+    "TH",
+    "IN",
+    "TR",
+    "NG",
+    "RU",
+    "CN",
+    "AR",
+    "PH",
 )
 
 ATM_AMOUNTS = np.array([20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 200.0, 300.0, 400.0, 500.0])

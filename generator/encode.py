@@ -7,6 +7,7 @@ matrices, merchant/card parts come from per-entity byte tables, and variable-wid
 are joined with np.strings.add (which drops the NUL padding of 'S' arrays). All
 interpolated tokens are generated ASCII (no quotes or backslashes), so no escaping is needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,9 +44,20 @@ def iso_matrix(epoch_ms: np.ndarray) -> np.ndarray:
     dom = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
     rem = ms % 86_400_000
     parts = [
-        _digits(year, 4), _const(b"-", n), _digits(mon, 2), _const(b"-", n), _digits(dom, 2), _const(b"T", n),
-        _digits(rem // 3_600_000, 2), _const(b":", n), _digits(rem // 60_000 % 60, 2), _const(b":", n),
-        _digits(rem // 1000 % 60, 2), _const(b".", n), _digits(rem % 1000, 3), _const(b"Z", n),
+        _digits(year, 4),
+        _const(b"-", n),
+        _digits(mon, 2),
+        _const(b"-", n),
+        _digits(dom, 2),
+        _const(b"T", n),
+        _digits(rem // 3_600_000, 2),
+        _const(b":", n),
+        _digits(rem // 60_000 % 60, 2),
+        _const(b":", n),
+        _digits(rem // 1000 % 60, 2),
+        _const(b".", n),
+        _digits(rem % 1000, 3),
+        _const(b"Z", n),
     ]
     return np.hstack(parts)
 
@@ -81,8 +93,9 @@ def table(strings: list[str]) -> np.ndarray:
     return np.array([s.encode() for s in strings], dtype=bytes)
 
 
-def merchant_tails(mcc: np.ndarray, channel: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-                   country: list[str]) -> np.ndarray:
+def merchant_tails(
+    mcc: np.ndarray, channel: np.ndarray, lat: np.ndarray, lon: np.ndarray, country: list[str]
+) -> np.ndarray:
     """The merchant-determined end of a transaction line; card-present ones carry coordinates."""
     out = []
     for mc, ch, la, lo, co in zip(mcc.tolist(), channel.tolist(), lat.tolist(), lon.tolist(), country):
@@ -97,9 +110,17 @@ def merchant_tails(mcc: np.ndarray, channel: np.ndarray, lat: np.ndarray, lon: n
 SCENARIO_TAIL = table(['0,"scenario":null}'] + [f'1,"scenario":"{s}"}}' for s in C.SCENARIOS])
 
 
-def encode_chunk(seq: np.ndarray, card_tab: np.ndarray, card: np.ndarray, merch_tab: np.ndarray,
-                 tail_tab: np.ndarray, merchant: np.ndarray, epoch_ms: np.ndarray, amount: np.ndarray,
-                 scenario: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode_chunk(
+    seq: np.ndarray,
+    card_tab: np.ndarray,
+    card: np.ndarray,
+    merch_tab: np.ndarray,
+    tail_tab: np.ndarray,
+    merchant: np.ndarray,
+    epoch_ms: np.ndarray,
+    amount: np.ndarray,
+    scenario: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Transaction and label lines ('S' arrays, no newline) for one block of records.
 
     card_tab[c] = b'"card_id":"c_.."', merch_tab[m] = b',"merchant_id":"m_.."'.
@@ -109,8 +130,11 @@ def encode_chunk(seq: np.ndarray, card_tab: np.ndarray, card: np.ndarray, merch_
     id_part = _as_bytes(np.hstack([_const(b'{"tx_id":"t', n), idd, _const(b'",', n)]))
     time_part = _as_bytes(np.hstack([_const(b',"event_time":"', n), iso_matrix(epoch_ms), _const(b'","amount":', n)]))
     add = np.strings.add
-    line = add(add(add(add(add(id_part, card_tab[card]), merch_tab[merchant]), time_part), amount_text(amount)),
-               tail_tab[merchant])
-    label = add(_as_bytes(np.hstack([_const(b'{"tx_id":"t', n), idd, _const(b'","is_fraud":', n)])),
-                SCENARIO_TAIL[scenario])
+    line = add(
+        add(add(add(add(id_part, card_tab[card]), merch_tab[merchant]), time_part), amount_text(amount)),
+        tail_tab[merchant],
+    )
+    label = add(
+        _as_bytes(np.hstack([_const(b'{"tx_id":"t', n), idd, _const(b'","is_fraud":', n)])), SCENARIO_TAIL[scenario]
+    )
     return line, label

@@ -4,10 +4,11 @@ Each scenario is an *incident* generator (one victim card, or one breached merch
 victims); incidents are added until the scenario's share of the fraud budget is reached, so
 the overall fraud rate follows the configuration whatever the population size.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -33,11 +34,11 @@ SHARES: dict[str, float] = {
 class Context:
     rng: np.random.Generator
     world: World
-    legit: Tx                 # sorted by (card, time)
+    legit: Tx  # sorted by (card, time)
     travelling: np.ndarray
-    bounds: np.ndarray        # legit rows of card c: bounds[c]:bounds[c+1]
+    bounds: np.ndarray  # legit rows of card c: bounds[c]:bounds[c+1]
     period_ms: int
-    usual: np.ndarray         # per-card typical amount
+    usual: np.ndarray  # per-card typical amount
     victims: Iterator[int]
     next_incident: int = 0
 
@@ -62,8 +63,9 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, k: int = 1) -> np.ndarray:
     return pool[rng.integers(0, len(pool), k)]
 
 
-def _city_pick(rng: np.random.Generator, table: np.ndarray, counts: np.ndarray, city: int,
-               fallback: np.ndarray, k: int) -> np.ndarray:
+def _city_pick(
+    rng: np.random.Generator, table: np.ndarray, counts: np.ndarray, city: int, fallback: np.ndarray, k: int
+) -> np.ndarray:
     if counts[city] > 0:
         return table[city, rng.integers(0, counts[city], k)]
     return _pick(rng, fallback, k)
@@ -92,8 +94,11 @@ def card_testing(ctx: Context) -> list[Tx]:
         k = int(rng.integers(1, 3))
         tc = int(t[-1]) + np.sort(rng.integers(5 * MIN_MS, 60 * MIN_MS, k))
         amt = ctx.usual[card] * rng.uniform(4.0, 12.0, k) + rng.uniform(40.0, 300.0, k)
-        parts.append(Tx.build(card, _pick(rng, m.online_risky, k), tc, amt, np.full(k, C.ECOM),
-                              C.SCENARIO_CODE["card_testing"], inc))
+        parts.append(
+            Tx.build(
+                card, _pick(rng, m.online_risky, k), tc, amt, np.full(k, C.ECOM), C.SCENARIO_CODE["card_testing"], inc
+            )
+        )
     return parts
 
 
@@ -107,8 +112,9 @@ def account_takeover(ctx: Context) -> list[Tx]:
     t = t0 + np.concatenate([[0], np.sort(rng.integers(0, int(span), n - 1))])
     online = rng.random(n) < 0.75
     home = int(ctx.world.cards.home[card])
-    merchant = np.where(online, _pick(rng, m.online_risky, n),
-                        _city_pick(rng, m.city_risky, m.city_risky_n, home, m.online_risky, n))
+    merchant = np.where(
+        online, _pick(rng, m.online_risky, n), _city_pick(rng, m.city_risky, m.city_risky_n, home, m.online_risky, n)
+    )
     channel = np.where(online, C.ECOM, C.POS)
     amount = ctx.usual[card] * rng.lognormal(np.log(6.0), 0.45, n)
     return [Tx.build(card, merchant, t, amount, channel, C.SCENARIO_CODE["account_takeover"], inc)]
@@ -145,11 +151,15 @@ def compromised_merchant(ctx: Context) -> list[Tx]:
             continue
         online = rng.random(k) < 0.8
         home = int(ctx.world.cards.home[card])
-        merchant = np.where(online, _pick(rng, m.online_big, k),
-                            _city_pick(rng, m.city_risky, m.city_risky_n, home, m.online_big, k))
+        merchant = np.where(
+            online, _pick(rng, m.online_big, k), _city_pick(rng, m.city_risky, m.city_risky_n, home, m.online_big, k)
+        )
         amount = np.maximum(ctx.usual[card] * rng.uniform(2.0, 6.0, k), rng.uniform(60.0, 400.0, k))
-        parts.append(Tx.build(card, merchant, t, amount, np.where(online, C.ECOM, C.POS),
-                              C.SCENARIO_CODE["compromised_merchant"], inc))
+        parts.append(
+            Tx.build(
+                card, merchant, t, amount, np.where(online, C.ECOM, C.POS), C.SCENARIO_CODE["compromised_merchant"], inc
+            )
+        )
     return parts
 
 
@@ -179,11 +189,17 @@ def impossible_travel(ctx: Context) -> list[Tx]:
     if k == 0:
         return []
     atm = rng.random(k) < 0.25
-    merchant = np.where(atm, m.city_atm[city, rng.integers(0, max(1, m.city_atm_n[city]), k)],
-                        m.city_phys[city, rng.integers(0, m.city_phys_n[city], k)])
+    merchant = np.where(
+        atm,
+        m.city_atm[city, rng.integers(0, max(1, m.city_atm_n[city]), k)],
+        m.city_phys[city, rng.integers(0, m.city_phys_n[city], k)],
+    )
     amount = np.where(atm, rng.choice(C.ATM_AMOUNTS[4:], size=k), ctx.usual[card] * rng.uniform(1.5, 6.0, k))
-    return [Tx.build(card, merchant, t, amount, np.where(atm, C.ATM, C.POS),
-                     C.SCENARIO_CODE["impossible_travel"], ctx.incident())]
+    return [
+        Tx.build(
+            card, merchant, t, amount, np.where(atm, C.ATM, C.POS), C.SCENARIO_CODE["impossible_travel"], ctx.incident()
+        )
+    ]
 
 
 def high_amount(ctx: Context) -> list[Tx]:
@@ -209,8 +225,15 @@ GENERATORS: dict[str, Callable[[Context], list[Tx]]] = {
 }
 
 
-def inject_fraud(rng: np.random.Generator, world: World, legit: Tx, travelling: np.ndarray, days: int,
-                 fraud_rate: float, scenarios: tuple[str, ...]) -> Tx:
+def inject_fraud(
+    rng: np.random.Generator,
+    world: World,
+    legit: Tx,
+    travelling: np.ndarray,
+    days: int,
+    fraud_rate: float,
+    scenarios: tuple[str, ...],
+) -> Tx:
     """Fraud transactions for all enabled scenarios, about fraud_rate of the final stream."""
     unknown = [s for s in scenarios if s not in GENERATORS]
     if unknown:
@@ -221,9 +244,16 @@ def inject_fraud(rng: np.random.Generator, world: World, legit: Tx, travelling: 
     total = fraud_rate * len(legit) / (1.0 - fraud_rate)
     norm = sum(SHARES[s] for s in enabled)
     n_cards = len(world.cards)
-    ctx = Context(rng=rng, world=world, legit=legit, travelling=travelling,
-                  bounds=np.searchsorted(legit.card, np.arange(n_cards + 1)), period_ms=days * DAY_MS,
-                  usual=world.cards.usual_amount(), victims=_victims(rng, n_cards))
+    ctx = Context(
+        rng=rng,
+        world=world,
+        legit=legit,
+        travelling=travelling,
+        bounds=np.searchsorted(legit.card, np.arange(n_cards + 1)),
+        period_ms=days * DAY_MS,
+        usual=world.cards.usual_amount(),
+        victims=_victims(rng, n_cards),
+    )
     parts: list[Tx] = []
     for name in enabled:
         budget = max(1, int(round(total * SHARES[name] / norm)))

@@ -3,6 +3,7 @@
 Cities anchor cardholders and merchants so that card-present payments carry plausible
 coordinates and travel distances; Faker is seeded so the same seed gives the same map.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ def _distinct_cities(fake: Faker, country: str, want: int) -> list[tuple[float, 
     return list(seen.values())  # insertion order: deterministic
 
 
-def build_cities(seed: int, home_countries: tuple[tuple[str, float], ...], n_home: int,
-                 travel_countries: tuple[str, ...]) -> tuple[Cities, np.ndarray, np.ndarray, np.ndarray]:
+def build_cities(
+    seed: int, home_countries: tuple[tuple[str, float], ...], n_home: int, travel_countries: tuple[str, ...]
+) -> tuple[Cities, np.ndarray, np.ndarray, np.ndarray]:
     """Return (cities, home city ids, home city weights, travel-only city ids).
 
     Home cities are split between countries by share; each travel country adds one or two
@@ -76,8 +78,9 @@ def build_cities(seed: int, home_countries: tuple[tuple[str, float], ...], n_hom
     return cities, np.array(home_ids), weights / weights.sum(), np.array(travel_ids, dtype=np.int64)
 
 
-def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float,
-                 lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
+def haversine_km(
+    lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray | float, lon2: np.ndarray | float
+) -> np.ndarray:
     """Great-circle distance in km (vectorised)."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1

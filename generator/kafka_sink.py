@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from fraud.core.records import parse_time
 from fraud.errors import UserError
-from fraud.kafka_admin import check_reachable, ensure_topics
-from fraud.kafka_config import KafkaSettings
-from fraud.records import parse_time
+from fraud.runners.kafka.admin import check_reachable, ensure_topics
+from fraud.settings.kafka import KafkaSettings
 
 from .simulate import SimConfig, _encoded, _feedback, build_stream
 
@@ -36,15 +36,16 @@ LOG.addHandler(logging.NullHandler())  # librdkafka's logs stay silent unless th
 
 PRODUCER_DEFAULTS = {"compression.type": "lz4", "linger.ms": 5}  # pass-through client props may override
 PRODUCER_FORCED = {"enable.idempotence": True, "acks": "all", "delivery.report.only.error": True}
-POLL_EVERY = 1000          # serve delivery callbacks (errors only) at least every N transactions
+POLL_EVERY = 1000  # serve delivery callbacks (errors only) at least every N transactions
 PROGRESS_INTERVAL_S = 0.25
-MAX_LAG_S = 1.0            # rate limiter: a stall longer than this is not caught up with a burst
-LEAD_S = 0.002             # rate limiter: may run this far ahead of the schedule (fewer, 2 ms-spaced wake-ups)
-SLEEP_STEP_S = 0.05        # longest single sleep of the limiter (keeps callbacks and Ctrl-C responsive)
+MAX_LAG_S = 1.0  # rate limiter: a stall longer than this is not caught up with a burst
+LEAD_S = 0.002  # rate limiter: may run this far ahead of the schedule (fewer, 2 ms-spaced wake-ups)
+SLEEP_STEP_S = 0.05  # longest single sleep of the limiter (keeps callbacks and Ctrl-C responsive)
 
 
-def interleave(records: Iterable[tuple[str, bytes, bytes]], feedback: Iterable[bytes]
-               ) -> Iterator[tuple[str, str, bytes, bytes | None]]:
+def interleave(
+    records: Iterable[tuple[str, bytes, bytes]], feedback: Iterable[bytes]
+) -> Iterator[tuple[str, str, bytes, bytes | None]]:
     """Merge arrival-ordered records with reported_at-ordered feedback into one produce order.
 
     Yields ("tx", card_id, tx_bytes, label_bytes) and ("fb", card_id, feedback_bytes, None). A report
@@ -89,9 +90,14 @@ class _Deliveries:
             self.fatal = err.str()
 
 
-def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None = None,
-                   progress: Progress | None = None, topic: str | None = None,
-                   flush_timeout: float = 60.0) -> dict:
+def produce_stream(
+    cfg: SimConfig,
+    settings: KafkaSettings,
+    rate: float | None = None,
+    progress: Progress | None = None,
+    topic: str | None = None,
+    flush_timeout: float = 60.0,
+) -> dict:
     """Produce the simulated stream of `cfg`; `rate` = transactions per second (None/0: as fast as possible).
 
     Creates the transactions (`topic` overrides its name), labels and feedback topics if missing.
@@ -103,8 +109,11 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
         raise UserError(f"--rate must be >= 0 transactions per second, got {rate}")
     rate = rate or None
     cfg.validate()
-    topics = {"transactions": topic or settings.topics["transactions"],
-              "labels": settings.topics["labels"], "feedback": settings.topics["feedback"]}
+    topics = {
+        "transactions": topic or settings.topics["transactions"],
+        "labels": settings.topics["labels"],
+        "feedback": settings.topics["feedback"],
+    }
     check_reachable(settings)
     ensure_topics(settings, list(dict.fromkeys(topics.values())))
 
@@ -117,8 +126,7 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
     for k, v in PRODUCER_DEFAULTS.items():
         conf.setdefault(k, v)
     conf.update(PRODUCER_FORCED)
-    conf.update({"on_delivery": dl.on_delivery, "error_cb": dl.on_error,
-                 "logger": LOG})
+    conf.update({"on_delivery": dl.on_delivery, "error_cb": dl.on_error, "logger": LOG})
     try:
         producer = Producer(conf)
     except (KafkaException, ValueError) as exc:
@@ -139,7 +147,7 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
 
     n_tx = n_lb = n_fb = 0
     t0 = monotonic()
-    base = t0                  # limiter schedule: transaction k goes out at base + k / rate
+    base = t0  # limiter schedule: transaction k goes out at base + k / rate
     next_progress = t0 + PROGRESS_INTERVAL_S
     try:
         for kind, key, value, label in merged:
@@ -150,9 +158,9 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
             if rate is not None:
                 due = base + n_tx / rate
                 now = monotonic()
-                if now - due > MAX_LAG_S:     # fell far behind (stall): resume the pace, no burst
+                if now - due > MAX_LAG_S:  # fell far behind (stall): resume the pace, no burst
                     base = now - n_tx / rate
-                elif due - now > LEAD_S:      # ahead of schedule: sleep until this one is due
+                elif due - now > LEAD_S:  # ahead of schedule: sleep until this one is due
                     while (wait := due - now) > 0:
                         if wait >= 0.002:
                             poll(min(wait, SLEEP_STEP_S))  # sleeps (ms granularity) while serving callbacks
@@ -185,6 +193,13 @@ def produce_stream(cfg: SimConfig, settings: KafkaSettings, rate: float | None =
         raise UserError(f"Kafka producer failed: {dl.fatal}")
     errors = dl.errors + undelivered
     error = dl.first or (f"{undelivered} messages not delivered within {flush_timeout:g}s" if undelivered else None)
-    return {"n_tx": n_tx, "n_labels": n_lb, "n_feedback": n_fb, "seconds": round(seconds, 3),
-            "rate_achieved": round(n_tx / seconds, 1) if seconds > 0 else 0.0,
-            "delivery_errors": errors, "error": error, "topics": topics}
+    return {
+        "n_tx": n_tx,
+        "n_labels": n_lb,
+        "n_feedback": n_fb,
+        "seconds": round(seconds, 3),
+        "rate_achieved": round(n_tx / seconds, 1) if seconds > 0 else 0.0,
+        "delivery_errors": errors,
+        "error": error,
+        "topics": topics,
+    }

@@ -4,6 +4,7 @@ Includes the legitimate behaviour that looks suspicious at first sight (trips to
 cities and countries, rare big-ticket purchases, night-time payments) so that detection has
 to separate it from fraud rather than flag every deviation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def _event_times(rng: np.random.Generator, world: World, card: np.ndarray, days:
     return np.mod(t, days * DAY_MS)  # late-night spill past the last day wraps to the first
 
 
-def _amounts(rng: np.random.Generator, world: World, card: np.ndarray, merchant: np.ndarray,
-             channel: np.ndarray) -> np.ndarray:
+def _amounts(
+    rng: np.random.Generator, world: World, card: np.ndarray, merchant: np.ndarray, channel: np.ndarray
+) -> np.ndarray:
     cards, m = world.cards, world.merchants
     logamt = cards.mu[card] + C.MCC_AMOUNT_OFFSET[m.mcc[merchant]] + cards.sigma[card] * rng.standard_normal(len(card))
     amount = np.exp(logamt)
@@ -52,12 +54,17 @@ def legit_transactions(rng: np.random.Generator, world: World, days: int) -> tup
     t = _event_times(rng, world, card, days)
 
     u = rng.random(n)
-    channel = np.where(u < cards.p_atm[card], C.ATM, np.where(u < cards.p_atm[card] + cards.p_ecom[card], C.ECOM, C.POS))
+    channel = np.where(
+        u < cards.p_atm[card], C.ATM, np.where(u < cards.p_atm[card] + cards.p_ecom[card], C.ECOM, C.POS)
+    )
     channel = channel.astype(np.int8)
     home = cards.home[card]
     regular = rng.random(n) < 0.8
-    merchant = np.where(regular, pick(rng, cards.reg_phys, cards.reg_phys_n, card, skew=1.6),
-                        pick(rng, m.city_phys, m.city_phys_n, home))
+    merchant = np.where(
+        regular,
+        pick(rng, cards.reg_phys, cards.reg_phys_n, card, skew=1.6),
+        pick(rng, m.city_phys, m.city_phys_n, home),
+    )
     ecom = channel == C.ECOM
     on_reg = pick(rng, cards.reg_online, cards.reg_online_n, card, skew=1.4)
     on_any = m.online_all[rng.integers(0, len(m.online_all), n)]
@@ -75,8 +82,15 @@ def legit_transactions(rng: np.random.Generator, world: World, days: int) -> tup
     amount[big] *= rng.uniform(4.0, 20.0, int(big.sum()))
 
     order = np.lexsort((t, card))
-    tx = Tx(card=card[order], merchant=merchant[order], t_ms=t[order], amount=amount[order],
-            channel=channel[order], scenario=np.zeros(n, np.int8), incident=np.full(n, -1, np.int64))
+    tx = Tx(
+        card=card[order],
+        merchant=merchant[order],
+        t_ms=t[order],
+        amount=amount[order],
+        channel=channel[order],
+        scenario=np.zeros(n, np.int8),
+        incident=np.full(n, -1, np.int64),
+    )
     travelling = _apply_trips(rng, world, tx, days)
     # the big-ticket / trip merchant changes do not alter the amount model enough to redo it
     return tx, travelling
@@ -105,8 +119,7 @@ def _apply_trips(rng: np.random.Generator, world: World, tx: Tx, days: int) -> n
     if k == 0:
         return travelling
     abroad = rng.random(k) < 0.3
-    dest = np.where(abroad, rng.choice(world.travel_cities, size=k),
-                    rng.choice(world.home_cities, size=k))
+    dest = np.where(abroad, rng.choice(world.travel_cities, size=k), rng.choice(world.home_cities, size=k))
     home = cards.home[trip_cards]
     dest = np.where(dest == home, world.travel_cities[rng.integers(0, len(world.travel_cities), k)], dest)
     km = haversine_km(cities.lat[home], cities.lon[home], cities.lat[dest], cities.lon[dest])

@@ -3,6 +3,7 @@
 Every behavioural parameter is drawn once per card / merchant here so that legitimate
 traffic and fraud scenarios read one consistent profile (fraud must deviate from *it*).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ def _card_tokens(tokens: np.ndarray) -> list[str]:
     """`c_<16 hex digits>`. The detector refuses a card number as a token, so the rare token whose
     16 hex digits are all decimal and Luhn-valid (about 1 card in 20,000) gets an `f` as its first
     digit: deterministic, no random draw, so every other token is unchanged."""
-    from fraud.redact import looks_like_pan
+    from fraud.core.redact import looks_like_pan
 
     ids = [f"c_{int(t):016x}" for t in tokens]
     ids = [f"c_f{t[3:]}" if looks_like_pan(t) else t for t in ids]
@@ -44,12 +45,13 @@ def _padded(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for i, g in enumerate(groups):
         if len(g):
             out[i, : len(g)] = g
-            out[i, len(g):] = g[0]
+            out[i, len(g) :] = g[0]
     return out, counts
 
 
-def pick(rng: np.random.Generator, table: np.ndarray, counts: np.ndarray, rows: np.ndarray,
-         skew: float = 1.0) -> np.ndarray:
+def pick(
+    rng: np.random.Generator, table: np.ndarray, counts: np.ndarray, rows: np.ndarray, skew: float = 1.0
+) -> np.ndarray:
     """Pick one entry per row of a padded table; skew > 1 favours the first (most regular) items."""
     u = rng.random(len(rows))
     if skew != 1.0:
@@ -63,19 +65,19 @@ class Merchants:
     """Merchant / terminal table; record fields mcc, lat/lon, country come from here."""
 
     ids: list[str]
-    mcc: np.ndarray        # index into catalog.MCCS
+    mcc: np.ndarray  # index into catalog.MCCS
     city: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
     country: list[str]
-    online: np.ndarray     # online-only merchant (no card-present payments)
-    channel: np.ndarray    # the channel every payment at this merchant/terminal has (pos, ecom or atm)
+    online: np.ndarray  # online-only merchant (no card-present payments)
+    channel: np.ndarray  # the channel every payment at this merchant/terminal has (pos, ecom or atm)
     # per-city padded lookups
     city_phys: np.ndarray
     city_phys_n: np.ndarray
     city_atm: np.ndarray
     city_atm_n: np.ndarray
-    city_big: np.ndarray    # big-ticket physical merchants per city
+    city_big: np.ndarray  # big-ticket physical merchants per city
     city_big_n: np.ndarray
     city_risky: np.ndarray  # physical merchants in fraud cash-out categories per city
     city_risky_n: np.ndarray
@@ -90,15 +92,15 @@ class Cards:
     """Cardholder profiles (arrays indexed by card number)."""
 
     ids: list[str]
-    home: np.ndarray        # city id
-    mu: np.ndarray          # lognormal location of the card's amounts (log dollars)
+    home: np.ndarray  # city id
+    mu: np.ndarray  # lognormal location of the card's amounts (log dollars)
     sigma: np.ndarray
-    rate: np.ndarray        # mean transactions per day
+    rate: np.ndarray  # mean transactions per day
     p_ecom: np.ndarray
     p_atm: np.ndarray
-    wake: np.ndarray        # hour the card's owner starts paying
-    sleep: np.ndarray       # hour they stop (may exceed 24: past midnight)
-    travel: np.ndarray      # expected trips per 30 days
+    wake: np.ndarray  # hour the card's owner starts paying
+    sleep: np.ndarray  # hour they stop (may exceed 24: past midnight)
+    travel: np.ndarray  # expected trips per 30 days
     reg_phys: np.ndarray
     reg_phys_n: np.ndarray
     reg_online: np.ndarray
@@ -123,8 +125,9 @@ class World:
     cards: Cards
 
 
-def _weighted_top_k(rng: np.random.Generator, cands: np.ndarray, pref: np.ndarray, mcc: np.ndarray,
-                    k: int, window: int = 256) -> np.ndarray:
+def _weighted_top_k(
+    rng: np.random.Generator, cands: np.ndarray, pref: np.ndarray, mcc: np.ndarray, k: int, window: int = 256
+) -> np.ndarray:
     """k distinct candidates per row, drawn without replacement with weights pref[row, mcc[cand]].
 
     Gumbel top-k keeps it vectorised; each row only looks at a random window of `window`
@@ -149,11 +152,12 @@ def _city_groups(n_cities: int, city: np.ndarray, mask: np.ndarray) -> list[np.n
     order = np.argsort(city[idx], kind="stable")
     idx = idx[order]
     bounds = np.searchsorted(city[idx], np.arange(n_cities + 1))
-    return [idx[bounds[c]: bounds[c + 1]] for c in range(n_cities)]
+    return [idx[bounds[c] : bounds[c + 1]] for c in range(n_cities)]
 
 
-def _build_merchants(rng: np.random.Generator, n: int, cities: Cities, home: np.ndarray,
-                     home_w: np.ndarray, travel: np.ndarray) -> Merchants:
+def _build_merchants(
+    rng: np.random.Generator, n: int, cities: Cities, home: np.ndarray, home_w: np.ndarray, travel: np.ndarray
+) -> Merchants:
     n_travel_phys = 4 * len(travel)
     n_online = max(20, int(0.15 * n))
     n_atm = len(home) + max(0, int(0.06 * n))
@@ -168,14 +172,17 @@ def _build_merchants(rng: np.random.Generator, n: int, cities: Cities, home: np.
     hp_mcc = rng.choice(phys_mccs, size=len(hp_city), p=pw)
     # make sure every city has one big-ticket and one risky-category shop
     hp_mcc[: len(home)] = rng.choice(C.BIG_TICKET_MCCS[C.MCC_PHYSICAL[C.BIG_TICKET_MCCS]], size=len(home))
-    hp_mcc[len(home): 2 * len(home)] = rng.choice(C.RISKY_MCCS, size=len(home))
+    hp_mcc[len(home) : 2 * len(home)] = rng.choice(C.RISKY_MCCS, size=len(home))
     tp_city = np.repeat(travel, 4)
     tp_mcc = rng.choice(phys_mccs, size=len(tp_city), p=pw)
     atm_city = np.concatenate([home, travel, rng.choice(home, size=n_atm - len(home), p=home_w)])
     on_mcc = rng.choice(online_mccs, size=n_online, p=ow)
     # online merchants are registered mostly in the US; their HQ city is irrelevant to records
-    on_city = np.where(rng.random(n_online) < 0.8, rng.choice(home[:max(1, len(home) // 2)], size=n_online),
-                       rng.choice(travel, size=n_online))
+    on_city = np.where(
+        rng.random(n_online) < 0.8,
+        rng.choice(home[: max(1, len(home) // 2)], size=n_online),
+        rng.choice(travel, size=n_online),
+    )
 
     city = np.concatenate([hp_city, tp_city, atm_city, on_city]).astype(np.int64)
     mcc = np.concatenate([hp_mcc, tp_mcc, np.full(len(atm_city), C.ATM_MCC), on_mcc]).astype(np.int64)
@@ -206,22 +213,39 @@ def _build_merchants(rng: np.random.Generator, n: int, cities: Cities, home: np.
         return sub if len(sub) else on_idx
 
     channel = np.where(online, C.ECOM, np.where(is_atm, C.ATM, C.POS)).astype(np.int8)
-    return Merchants(ids=ids, mcc=mcc, city=city, lat=lat, lon=lon, country=country, online=online, channel=channel,
-                     city_phys=cp, city_phys_n=cpn, city_atm=ca, city_atm_n=can, city_big=cb, city_big_n=cbn,
-                     city_risky=cr, city_risky_n=crn, online_all=on_idx, online_big=_online_subset(C.BIG_TICKET_MCCS),
-                     online_risky=_online_subset(C.RISKY_MCCS), online_testing=_online_subset(C.TESTING_MCCS))
+    return Merchants(
+        ids=ids,
+        mcc=mcc,
+        city=city,
+        lat=lat,
+        lon=lon,
+        country=country,
+        online=online,
+        channel=channel,
+        city_phys=cp,
+        city_phys_n=cpn,
+        city_atm=ca,
+        city_atm_n=can,
+        city_big=cb,
+        city_big_n=cbn,
+        city_risky=cr,
+        city_risky_n=crn,
+        online_all=on_idx,
+        online_big=_online_subset(C.BIG_TICKET_MCCS),
+        online_risky=_online_subset(C.RISKY_MCCS),
+        online_testing=_online_subset(C.TESTING_MCCS),
+    )
 
 
-def _build_cards(rng: np.random.Generator, n: int, merchants: Merchants, home: np.ndarray,
-                 home_w: np.ndarray) -> Cards:
+def _build_cards(rng: np.random.Generator, n: int, merchants: Merchants, home: np.ndarray, home_w: np.ndarray) -> Cards:
     tokens = _unique_tokens(rng, n, 64)
     ids = _card_tokens(tokens)
     home_city = rng.choice(home, size=n, p=home_w)
-    mu = rng.normal(3.2, 0.45, n)                              # median ~ $25, from ~$10 to ~$60
+    mu = rng.normal(3.2, 0.45, n)  # median ~ $25, from ~$10 to ~$60
     sigma = rng.uniform(0.55, 1.05, n)
     rate = np.clip(rng.lognormal(np.log(1.7), 0.6, n), 0.5, 6.0)  # heavy-tailed tx/day
-    p_ecom = rng.beta(2.0, 6.0, n)                             # mean 0.25
-    p_atm = rng.beta(1.0, 19.0, n)                             # mean 0.05
+    p_ecom = rng.beta(2.0, 6.0, n)  # mean 0.25
+    p_atm = rng.beta(1.0, 19.0, n)  # mean 0.05
     wake = rng.normal(7.5, 1.2, n)
     sleep = wake + rng.normal(15.0, 1.3, n)
     travel = rng.exponential(0.35, n)
@@ -243,9 +267,24 @@ def _build_cards(rng: np.random.Generator, n: int, merchants: Merchants, home: n
     first = rng.integers(0, np.maximum(an, 1))
     ra = np.stack([m.city_atm[home_city, first], m.city_atm[home_city, (first + 1) % np.maximum(an, 1)]], axis=1)
     ran = np.minimum(an, 2)
-    return Cards(ids=ids, home=home_city.astype(np.int64), mu=mu, sigma=sigma, rate=rate, p_ecom=p_ecom,
-                 p_atm=p_atm, wake=wake, sleep=sleep, travel=travel, reg_phys=rp, reg_phys_n=rpn,
-                 reg_online=ro, reg_online_n=ron, reg_atm=ra, reg_atm_n=ran)
+    return Cards(
+        ids=ids,
+        home=home_city.astype(np.int64),
+        mu=mu,
+        sigma=sigma,
+        rate=rate,
+        p_ecom=p_ecom,
+        p_atm=p_atm,
+        wake=wake,
+        sleep=sleep,
+        travel=travel,
+        reg_phys=rp,
+        reg_phys_n=rpn,
+        reg_online=ro,
+        reg_online_n=ron,
+        reg_atm=ra,
+        reg_atm_n=ran,
+    )
 
 
 def build_world(rng: np.random.Generator, seed: int, n_cards: int, n_merchants: int | None) -> World:

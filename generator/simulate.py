@@ -3,11 +3,12 @@
 Everything is derived from SimConfig through seeded generators only (no wall clock, no
 hash-order dependence), so the same configuration always yields the same bytes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Callable, Iterator
+from datetime import UTC, date, datetime
 
 import numpy as np
 import orjson
@@ -22,8 +23,8 @@ from .population import World, build_world
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 10_000
-REPORTED_SHARE = 0.9      # share of fraud incidents the cardholder ends up reporting
-MAX_AMOUNT = 25_000.0     # authorisation limit: caps the lognormal tail
+REPORTED_SHARE = 0.9  # share of fraud incidents the cardholder ends up reporting
+MAX_AMOUNT = 25_000.0  # authorisation limit: caps the lognormal tail
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,12 @@ class SimConfig:
     cards: int = 2000
     days: int = 30
     seed: int = 7
-    start: str = "2026-01-01"          # ISO date, UTC midnight
-    fraud_rate: float = 0.0075         # target share of fraudulent transactions
-    late_share: float = 0.02           # share of events that arrive late / out of order
-    max_delay_s: float = 3 * 3600      # longest arrival delay
-    merchants: int | None = None       # default max(200, cards // 4); a floor: every city gets a few shops and an ATM
-    feedback_delay_days: float = 7.0   # fraud reports arrive about this long after the fraud
+    start: str = "2026-01-01"  # ISO date, UTC midnight
+    fraud_rate: float = 0.0075  # target share of fraudulent transactions
+    late_share: float = 0.02  # share of events that arrive late / out of order
+    max_delay_s: float = 3 * 3600  # longest arrival delay
+    merchants: int | None = None  # default max(200, cards // 4); a floor: every city gets a few shops and an ATM
+    feedback_delay_days: float = 7.0  # fraud reports arrive about this long after the fraud
     scenarios: tuple[str, ...] = C.SCENARIOS
 
     def validate(self) -> None:
@@ -65,7 +66,7 @@ def start_ms(start: str) -> int:
         d = date.fromisoformat(start)
     except ValueError as exc:
         raise ValueError(f"start must be an ISO date (YYYY-MM-DD), got {start!r}") from exc
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Stream:
     world: World
     tx: Tx
     delay_ms: np.ndarray
-    order: np.ndarray      # arrival order
+    order: np.ndarray  # arrival order
     start_ms: int
 
 
@@ -103,10 +104,19 @@ def _chunks(s: Stream, progress: Progress | None) -> Iterator[tuple[np.ndarray, 
     tails = merchant_tails(m.mcc, m.channel, m.lat, m.lon, m.country)
     total = len(tx)
     for lo in range(0, total, PROGRESS_EVERY):
-        oo = o[lo: lo + PROGRESS_EVERY]
+        oo = o[lo : lo + PROGRESS_EVERY]
         card = tx.card[oo]
-        lines, labels = encode_chunk(oo, card_tab, card, merch_tab, tails, tx.merchant[oo], s.start_ms + tx.t_ms[oo],
-                                     tx.amount[oo], tx.scenario[oo])
+        lines, labels = encode_chunk(
+            oo,
+            card_tab,
+            card,
+            merch_tab,
+            tails,
+            tx.merchant[oo],
+            s.start_ms + tx.t_ms[oo],
+            tx.amount[oo],
+            tx.scenario[oo],
+        )
         yield card, lines, labels
         if progress is not None:
             progress(min(lo + PROGRESS_EVERY, total), total)
@@ -140,9 +150,12 @@ def _feedback(s: Stream, cfg: SimConfig) -> list[bytes]:
     ev = iso_ms(s.start_ms + tx.t_ms[rows])
     rp = iso_ms(s.start_ms + rep_at)
     dumps = orjson.dumps
-    return [dumps({"tx_id": f"t{r:09d}", "card_id": card_ids[c], "merchant_id": m.ids[mi],
-                   "event_time": e, "reported_at": p})
-            for r, c, mi, e, p in zip(rows.tolist(), tx.card[rows].tolist(), tx.merchant[rows].tolist(), ev, rp)]
+    return [
+        dumps(
+            {"tx_id": f"t{r:09d}", "card_id": card_ids[c], "merchant_id": m.ids[mi], "event_time": e, "reported_at": p}
+        )
+        for r, c, mi, e, p in zip(rows.tolist(), tx.card[rows].tolist(), tx.merchant[rows].tolist(), ev, rp)
+    ]
 
 
 def stats(s: Stream, n_feedback: int | None = None) -> dict:
@@ -177,8 +190,9 @@ def iter_feedback(cfg: SimConfig) -> Iterator[bytes]:
     yield from _feedback(build_stream(cfg), cfg)
 
 
-def write_files(cfg: SimConfig, tx_path: str, labels_path: str, feedback_path: str | None = None,
-                progress: Progress | None = None) -> dict:
+def write_files(
+    cfg: SimConfig, tx_path: str, labels_path: str, feedback_path: str | None = None, progress: Progress | None = None
+) -> dict:
     """Write transactions and labels (arrival order) and optionally feedback; return run stats."""
     s = build_stream(cfg)
     with open(tx_path, "wb") as ftx, open(labels_path, "wb") as flb:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE_PYTHON_CORE = "91eb68dc7364db6a6c4c1e0eb03673f5f91a2a7a"  # tagged pure-python-core: the last pure-Python core
@@ -42,8 +42,12 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def _default_reference() -> str:
-    ok = subprocess.run(["git", "rev-parse", "--verify", "-q", "pure-python-core^{commit}"], cwd=ROOT,
-                        capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "pure-python-core^{commit}"], cwd=ROOT, capture_output=True
+        ).returncode
+        == 0
+    )
     return "pure-python-core" if ok else PURE_PYTHON_CORE
 
 
@@ -64,15 +68,25 @@ def worktree(ref: str) -> Path:
 def run_detect(python: str, code: Path, args: list[str], output: Path) -> str:
     """`fraud detect` of the code in `code` (its own directory first on sys.path); its summary line."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    probe = subprocess.run([python, "-c", "import fraud, generator as g; print(fraud.__file__, g.__file__)"],
-                           cwd=code, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [python, "-c", "import fraud, generator as g; print(fraud.__file__, g.__file__)"],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     where = probe.stdout.split()
     inside = all(Path(p).resolve().is_relative_to(code.resolve()) for p in where)
     if probe.returncode != 0 or len(where) != 2 or not inside:
         fail(f"{python} imports {where or probe.stderr.strip()}, not the code in {code}")
     t0 = time.perf_counter()
-    proc = subprocess.run([python, "-m", "fraud.cli", "detect", *args, "--output", str(output)],
-                          cwd=code, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-m", "fraud.cli", "detect", *args, "--output", str(output)],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         fail(f"fraud detect in {code} exited with {proc.returncode}")
@@ -103,11 +117,11 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[dict[
         counts["missing"] = len(set(old_ids) - set(new_ids))
         counts["extra"] = len(set(new_ids) - set(old_ids))
         common = set(old_ids) & set(new_ids)
-        counts["order"] = sum(a != b for a, b in zip([i for i in old_ids if i in common],
-                                                     [i for i in new_ids if i in common]))
+        counts["order"] = sum(
+            a != b for a, b in zip([i for i in old_ids if i in common], [i for i in new_ids if i in common])
+        )
         at = next((i for i, (x, y) in enumerate(zip(old_ids, new_ids)) if x != y), min(len(old), len(new)))
-        shown.append(f"  tx_ids differ from record {at + 1:,}: "
-                     f"old {old_ids[at:at + 3]}, new {new_ids[at:at + 3]}")
+        shown.append(f"  tx_ids differ from record {at + 1:,}: old {old_ids[at : at + 3]}, new {new_ids[at : at + 3]}")
     for a, b in pairs:
         bad = [f for f in (*EXACT, *CLOSE) if not same(f, a.get(f), b.get(f))]
         for f in bad:
@@ -117,18 +131,25 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[dict[
     return counts, shown
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", action="append", required=True, help="transactions JSON Lines (repeatable)")
     p.add_argument("--model", default=str(ROOT / "models" / "default"), help="model directory, for both")
     p.add_argument("--rules", default=str(ROOT / "config" / "rules.yaml"), help="rules YAML, for both")
     p.add_argument("--feedback", default=None, help="confirmed fraud reports, for both")
-    p.add_argument("--ref", default=_default_reference(), help="the reference code (a git ref; default: the tag "
-                   f"pure-python-core, or its commit {PURE_PYTHON_CORE[:12]} in a clone without the tag)")
+    p.add_argument(
+        "--ref",
+        default=_default_reference(),
+        help="the reference code (a git ref; default: the tag "
+        f"pure-python-core, or its commit {PURE_PYTHON_CORE[:12]} in a clone without the tag)",
+    )
     p.add_argument("--new-ref", default=None, help=argparse.SUPPRESS)  # a ref instead of this checkout
     venv = ROOT / ".venv" / "bin" / "python"
-    p.add_argument("--python", default=str(venv) if venv.exists() else sys.executable,
-                   help="the Python that runs both (default: the repo's .venv, else this one)")
+    p.add_argument(
+        "--python",
+        default=str(venv) if venv.exists() else sys.executable,
+        help="the Python that runs both (default: the repo's .venv, else this one)",
+    )
     a = p.parse_args(argv)
     shared = ["--model", str(Path(a.model).resolve()), "--rules", str(Path(a.rules).resolve())]
     if a.feedback:
@@ -147,8 +168,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             counts, shown = compare(old, new)
             total = sum(counts.values())
             failed |= total > 0
-            print(f"{name}: {len(old):,} transactions (old), {len(new):,} (new); differences: "
-                  + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ("" if total else " -> identical"))
+            print(
+                f"{name}: {len(old):,} transactions (old), {len(new):,} (new); differences: "
+                + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+                + ("" if total else " -> identical")
+            )
             print("".join(f"{line}\n" for line in shown), end="")
     return 1 if failed else 0
 

@@ -70,15 +70,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--history-days", type=int, default=35)
     ap.add_argument("--workdir", help="keep the generated data, model and decisions here")
-    ap.add_argument("--simulator", choices=["handbook", "fraudstream"], default="handbook",
-                    help="handbook: tests/foreign_sim.py; fraudstream: our own simulator (--customers cards)")
+    ap.add_argument(
+        "--simulator",
+        choices=["handbook", "fraudstream"],
+        default="handbook",
+        help="handbook: tests/foreign_sim.py; fraudstream: our own simulator (--customers cards)",
+    )
     ap.add_argument("--fraud-rate", type=float, default=0.0075, help="fraudstream simulator only")
     args = ap.parse_args()
     import foreign_sim
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from fraud.evaluation import card_precision_at_k
-    from fraud.records import parse_time
+    from fraud.core.records import parse_time
+    from fraud.offline.evaluation import card_precision_at_k
 
     fraud = str(Path(sys.executable).with_name("fraud"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,12 +90,24 @@ def main() -> None:
         d.mkdir(parents=True, exist_ok=True)
         days = args.history_days + 21
         if args.simulator == "handbook":
-            foreign_sim.write(str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"),
-                              n_customers=args.customers, n_terminals=args.terminals, days=days, seed=args.seed)
+            foreign_sim.write(
+                str(d / "tx.jsonl"),
+                str(d / "labels_all.jsonl"),
+                str(d / "feedback.jsonl"),
+                n_customers=args.customers,
+                n_terminals=args.terminals,
+                days=days,
+                seed=args.seed,
+            )
         else:
             from generator.simulate import SimConfig, write_files
-            write_files(SimConfig(cards=args.customers, days=days, seed=args.seed, fraud_rate=args.fraud_rate),
-                        str(d / "tx.jsonl"), str(d / "labels_all.jsonl"), str(d / "feedback.jsonl"))
+
+            write_files(
+                SimConfig(cards=args.customers, days=days, seed=args.seed, fraud_rate=args.fraud_rate),
+                str(d / "tx.jsonl"),
+                str(d / "labels_all.jsonl"),
+                str(d / "feedback.jsonl"),
+            )
         txs = [orjson.loads(line) for line in open(d / "tx.jsonl", "rb")]
         for t in txs:  # ISO strings or epoch ms: epoch ms from here on
             t["event_time"] = parse_time(t["event_time"])
@@ -109,11 +125,38 @@ def main() -> None:
             for t in txs:
                 if t["event_time"] < train_hi:
                     f.write(orjson.dumps(t) + b"\n")
-        subprocess.run([fraud, "train", "--transactions", str(d / "tx_train.jsonl"), "--labels",
-                        str(d / "labels_train.jsonl"), "--model", str(d / "model"), "--warmup-days", "0",
-                        "--feedback", str(d / "feedback.jsonl")], check=True)
-        subprocess.run([fraud, "detect", "--input", str(d / "tx.jsonl"), "--output", str(d / "dec.jsonl"),
-                        "--model", str(d / "model"), "--feedback", str(d / "feedback.jsonl")], check=True)
+        subprocess.run(
+            [
+                fraud,
+                "train",
+                "--transactions",
+                str(d / "tx_train.jsonl"),
+                "--labels",
+                str(d / "labels_train.jsonl"),
+                "--model",
+                str(d / "model"),
+                "--warmup-days",
+                "0",
+                "--feedback",
+                str(d / "feedback.jsonl"),
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [
+                fraud,
+                "detect",
+                "--input",
+                str(d / "tx.jsonl"),
+                "--output",
+                str(d / "dec.jsonl"),
+                "--model",
+                str(d / "model"),
+                "--feedback",
+                str(d / "feedback.jsonl"),
+            ],
+            check=True,
+        )
         # The handbook's test set (its get_train_test_set): on test day T, cards with a fraud on a day
         # from the start of training to T - 8 (known through the 7-day feedback delay) are left out.
         fraud_days: dict[str, list[int]] = {}
@@ -126,9 +169,11 @@ def main() -> None:
 
         def report(label: str, y, scores, days, cards, note: str = "") -> None:
             sc, y, days = np.asarray(scores), np.asarray(y), np.asarray(days)
-            print(f"{label} ROC AUC {roc_auc_score(y, sc):.3f}  AP {average_precision_score(y, sc):.3f}  "
-                  f"CP@100 {card_precision_at_k(days, cards, sc, y, remove_detected=True):.3f} "
-                  f"(without removing detected cards {card_precision_at_k(days, cards, sc, y):.3f}){note}")
+            print(
+                f"{label} ROC AUC {roc_auc_score(y, sc):.3f}  AP {average_precision_score(y, sc):.3f}  "
+                f"CP@100 {card_precision_at_k(days, cards, sc, y, remove_detected=True):.3f} "
+                f"(without removing detected cards {card_precision_at_k(days, cards, sc, y):.3f}){note}"
+            )
 
         ys, ss, ms, days_, cards = [], [], [], [], []
         for dec in map(orjson.loads, open(d / "dec.jsonl", "rb")):
@@ -145,6 +190,7 @@ def main() -> None:
 
         # The baseline, same data, same split, same exclusions.
         from sklearn.ensemble import RandomForestClassifier
+
         y_all = np.array([labels[r["tx_id"]]["is_fraud"] for r in txs])
         X = baseline_features(txs, y_all)
         t_all = np.array([r["event_time"] for r in txs])

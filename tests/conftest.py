@@ -18,6 +18,10 @@ def small_stream(tmp_path_factory) -> dict[str, Path]:
 
     d = tmp_path_factory.mktemp("stream")
     paths = {"tx": d / "tx.jsonl", "labels": d / "labels.jsonl", "feedback": d / "feedback.jsonl"}
-    write_files(SimConfig(cards=400, days=14, seed=11, late_share=0.05), str(paths["tx"]),
-                str(paths["labels"]), str(paths["feedback"]))
+    write_files(
+        SimConfig(cards=400, days=14, seed=11, late_share=0.05),
+        str(paths["tx"]),
+        str(paths["labels"]),
+        str(paths["feedback"]),
+    )
     return paths

@@ -40,9 +40,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -59,15 +58,16 @@ SCENARIOS = (None, "amount_over_220", "compromised_terminal", "compromised_custo
 # simulation (columnar)
 # --------------------------------------------------------------------------------------------
 
+
 def _start_ms(start) -> int:
     if isinstance(start, _dt.datetime):
-        d = start if start.tzinfo else start.replace(tzinfo=_dt.timezone.utc)
+        d = start if start.tzinfo else start.replace(tzinfo=_dt.UTC)
     elif isinstance(start, _dt.date):
-        d = _dt.datetime(start.year, start.month, start.day, tzinfo=_dt.timezone.utc)
+        d = _dt.datetime(start.year, start.month, start.day, tzinfo=_dt.UTC)
     else:
         d = _dt.datetime.fromisoformat(str(start))
         if d.tzinfo is None:
-            d = d.replace(tzinfo=_dt.timezone.utc)
+            d = d.replace(tzinfo=_dt.UTC)
     return int(round(d.timestamp() * 1000))
 
 
@@ -81,8 +81,8 @@ def _available_terminals(cx, cy, tx_, ty_, r=RADIUS):
         d2 = (cx[lo:hi, None] - tx_[None, :]) ** 2 + (cy[lo:hi, None] - ty_[None, :]) ** 2
         rows, cols = np.nonzero(d2 < r * r)  # row-major: sorted by customer, then terminal
         chunks.append(cols.astype(np.int64))
-        offsets[lo + 1:hi + 1] = np.cumsum(np.bincount(rows, minlength=hi - lo))
-        offsets[lo + 1:hi + 1] += offsets[lo]
+        offsets[lo + 1 : hi + 1] = np.cumsum(np.bincount(rows, minlength=hi - lo))
+        offsets[lo + 1 : hi + 1] += offsets[lo]
     flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
     return offsets, flat
 
@@ -175,9 +175,8 @@ def simulate(n_customers=5000, n_terminals=10000, days=183, seed=0, start="2018-
     for day in range(days):
         if not k_cust[day]:
             continue
-        chosen = np.sort(rng.choice(n_customers, size=min(int(k_cust[day]), n_customers),
-                                    replace=False))
-        idx = np.concatenate([by_cust[c_off[c]:c_off[c + 1]] for c in chosen])
+        chosen = np.sort(rng.choice(n_customers, size=min(int(k_cust[day]), n_customers), replace=False))
+        idx = np.concatenate([by_cust[c_off[c] : c_off[c + 1]] for c in chosen])
         idx = np.sort(idx[(day_of[idx] >= day) & (day_of[idx] < day + CUSTOMER_COMPROMISE_DAYS)])
         n_pick = len(idx) // 3
         if n_pick:
@@ -203,11 +202,18 @@ def simulate(n_customers=5000, n_terminals=10000, days=183, seed=0, start="2018-
 # records
 # --------------------------------------------------------------------------------------------
 
+
 def _iter_records(cols) -> Iterator[tuple[dict, dict]]:
     cols_l = {k: v.tolist() for k, v in cols.items()}  # plain Python ints / floats
     for i, c, t, a, s, d, et, f, sc in zip(
-        cols_l["tx_id"], cols_l["customer"], cols_l["terminal"], cols_l["amount"],
-        cols_l["seconds"], cols_l["day"], cols_l["event_time"], cols_l["is_fraud"],
+        cols_l["tx_id"],
+        cols_l["customer"],
+        cols_l["terminal"],
+        cols_l["amount"],
+        cols_l["seconds"],
+        cols_l["day"],
+        cols_l["event_time"],
+        cols_l["is_fraud"],
         cols_l["scenario"],
     ):
         tx_id = str(i)
@@ -261,18 +267,26 @@ def _fast_lines(cols):
     dicts from _iter_records (checked by the tests) but ~10x faster than json.dumps."""
     cols_l = {k: v.tolist() for k, v in cols.items()}
     lab_tail = ['"is_fraud": 0, "scenario": null}\n'] + [
-        f'"is_fraud": 1, "scenario": "{name}"}}\n' for name in SCENARIOS[1:]]
+        f'"is_fraud": 1, "scenario": "{name}"}}\n' for name in SCENARIOS[1:]
+    ]
     for i, c, t, a, s, d, et, f, sc in zip(
-        cols_l["tx_id"], cols_l["customer"], cols_l["terminal"], cols_l["amount"],
-        cols_l["seconds"], cols_l["day"], cols_l["event_time"], cols_l["is_fraud"],
+        cols_l["tx_id"],
+        cols_l["customer"],
+        cols_l["terminal"],
+        cols_l["amount"],
+        cols_l["seconds"],
+        cols_l["day"],
+        cols_l["event_time"],
+        cols_l["is_fraud"],
         cols_l["scenario"],
     ):
         ids = f'{{"tx_id": "{i}", "card_id": "customer_{c}", "merchant_id": "terminal_{t}", '
-        tx = (f'{ids}"amount": {a!r}, "event_time": {et}, "TX_TIME_SECONDS": {s}, '
-              f'"TX_TIME_DAYS": {d}, "source": "handbook"}}\n')
+        tx = (
+            f'{ids}"amount": {a!r}, "event_time": {et}, "TX_TIME_SECONDS": {s}, '
+            f'"TX_TIME_DAYS": {d}, "source": "handbook"}}\n'
+        )
         lab = f'{{"tx_id": "{i}", ' + lab_tail[sc if f else 0]
-        fb = (f'{ids}"event_time": {et}, "reported_at": {et + FEEDBACK_DELAY_MS}}}\n'
-              if f else None)
+        fb = f'{ids}"event_time": {et}, "reported_at": {et + FEEDBACK_DELAY_MS}}}\n' if f else None
         yield tx, lab, fb
 
 
@@ -284,8 +298,10 @@ def write(out_tx, out_labels, out_feedback=None, **kw):
     cols = simulate(**kw)
     n = 0
     fbs = []
-    with open(out_tx, "w", encoding="utf-8", newline="\n") as ftx, \
-            open(out_labels, "w", encoding="utf-8", newline="\n") as flab:
+    with (
+        open(out_tx, "w", encoding="utf-8", newline="\n") as ftx,
+        open(out_labels, "w", encoding="utf-8", newline="\n") as flab,
+    ):
         buf_tx, buf_lab = [], []
         for tx, lab, fb in _fast_lines(cols):
             buf_tx.append(tx)
@@ -310,11 +326,19 @@ def write(out_tx, out_labels, out_feedback=None, **kw):
 # malformed input
 # --------------------------------------------------------------------------------------------
 
+
 def malformed_lines() -> list[str]:
     """Exactly 10 distinct lines, each breaking the SPEC transaction table in one way."""
+
     def rec(i, **over):
-        r = {"tx_id": f"bad_{i}", "card_id": "customer_1", "merchant_id": "terminal_1",
-             "amount": 12.5, "event_time": 1522584000000, "source": "handbook"}
+        r = {
+            "tx_id": f"bad_{i}",
+            "card_id": "customer_1",
+            "merchant_id": "terminal_1",
+            "amount": 12.5,
+            "event_time": 1522584000000,
+            "source": "handbook",
+        }
         for k, v in over.items():
             if v is _DROP:
                 r.pop(k)
@@ -323,16 +347,16 @@ def malformed_lines() -> list[str]:
         return json.dumps(r)
 
     return [
-        "this is not JSON at all",                                              # not JSON
+        "this is not JSON at all",  # not JSON
         '{"tx_id": "bad_1", "card_id": "customer_1", "merchant_id": "terminal_1", "amount": 12.5',  # truncated
-        '["bad_2", "customer_1", "terminal_1", 12.5, 1522584000000]',           # array, not object
-        rec(3, tx_id=_DROP),                                                    # missing tx_id
-        rec(4, card_id=_DROP),                                                  # missing card_id
-        rec(5, amount="12.50"),                                                 # amount is a string
-        rec(6, amount=-3.25),                                                   # negative amount
-        rec(7).replace('"amount": 12.5', '"amount": 1e999'),                    # non-finite (inf)
-        rec(8, event_time="not a time, 32nd of Smarch"),                        # unparseable time
-        rec(9, event_time=True),                                                # event_time is a bool
+        '["bad_2", "customer_1", "terminal_1", 12.5, 1522584000000]',  # array, not object
+        rec(3, tx_id=_DROP),  # missing tx_id
+        rec(4, card_id=_DROP),  # missing card_id
+        rec(5, amount="12.50"),  # amount is a string
+        rec(6, amount=-3.25),  # negative amount
+        rec(7).replace('"amount": 12.5', '"amount": 1e999'),  # non-finite (inf)
+        rec(8, event_time="not a time, 32nd of Smarch"),  # unparseable time
+        rec(9, event_time=True),  # event_time is a bool
     ]
 
 
@@ -342,6 +366,7 @@ _DROP = object()
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.foreign_sim", description=__doc__.split("\n")[0])
@@ -355,8 +380,16 @@ def main(argv=None) -> int:
     p.add_argument("--start", default="2018-04-01")
     a = p.parse_args(argv)
     try:
-        n = write(a.out, a.labels, a.feedback, n_customers=a.customers, n_terminals=a.terminals,
-                  days=a.days, seed=a.seed, start=a.start)
+        n = write(
+            a.out,
+            a.labels,
+            a.feedback,
+            n_customers=a.customers,
+            n_terminals=a.terminals,
+            days=a.days,
+            seed=a.seed,
+            start=a.start,
+        )
     except (OSError, ValueError) as e:
         print(f"foreign_sim: {e}", file=sys.stderr)
         return 2

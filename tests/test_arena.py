@@ -12,14 +12,22 @@ import random
 
 import numpy as np
 
-from fraud.arena import CardArena
-from fraud.detector import Detector
-from fraud.records import validate
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector
+from fraud.core.records import validate
+from fraud.state.arena import CardArena
+from fraud.state.store import StateStore
 
 T0 = 1_767_225_600_000
-FEATS = ["count_1h", "sum_24h", "max_24h", "distinct_merchants_24h", "count_7d", "secs_since_prev",
-         "amount_to_avg_30d", "new_merchant"]
+FEATS = [
+    "count_1h",
+    "sum_24h",
+    "max_24h",
+    "distinct_merchants_24h",
+    "count_7d",
+    "secs_since_prev",
+    "amount_to_avg_30d",
+    "new_merchant",
+]
 
 
 def _stream(n: int, cards: int, seed: int) -> list[dict]:
@@ -29,9 +37,15 @@ def _stream(n: int, cards: int, seed: int) -> list[dict]:
     for k in range(n):
         t += rng.randint(0, 600_000)
         late = rng.random() < 0.1
-        out.append({"tx_id": f"t{k}", "card_id": f"c{rng.randrange(cards)}", "merchant_id": f"m{rng.randrange(7)}",
-                    "amount": round(rng.uniform(1, 300), 2),
-                    "event_time": t - (rng.randint(0, 3_600_000) if late else 0)})
+        out.append(
+            {
+                "tx_id": f"t{k}",
+                "card_id": f"c{rng.randrange(cards)}",
+                "merchant_id": f"m{rng.randrange(7)}",
+                "amount": round(rng.uniform(1, 300), 2),
+                "event_time": t - (rng.randint(0, 3_600_000) if late else 0),
+            }
+        )
     return out
 
 
@@ -39,7 +53,7 @@ def _features(events: list[dict], store: StateStore, run: int) -> np.ndarray:
     det = Detector(store, extra_features=FEATS)
     rows = []
     for i in range(0, len(events), run):
-        res = det.run([validate(e) for e in events[i:i + run]])
+        res = det.run([validate(e) for e in events[i : i + run]])
         rows.append(res.X[:, [det.plan.index[f] for f in FEATS]].copy())
     return np.vstack(rows)
 
@@ -68,9 +82,18 @@ def test_a_card_keeps_at_most_its_cap_of_events():
     det = Detector(store, extra_features=["count_7d", "sum_7d"])
     try:
         for k in range(20):
-            det.update(validate({"tx_id": str(k), "card_id": "bot", "merchant_id": "m", "amount": float(k),
-                                 "event_time": T0 + k * 1000}))
-        assert det.vector[det.plan.index["count_7d"]] == 8      # the last 8 events, this one included
+            det.update(
+                validate(
+                    {
+                        "tx_id": str(k),
+                        "card_id": "bot",
+                        "merchant_id": "m",
+                        "amount": float(k),
+                        "event_time": T0 + k * 1000,
+                    }
+                )
+            )
+        assert det.vector[det.plan.index["count_7d"]] == 8  # the last 8 events, this one included
         assert det.vector[det.plan.index["sum_7d"]] == sum(range(12, 20))
         times, _ = store.arena.history("bot")
         assert len(times) == 8
@@ -81,8 +104,19 @@ def test_a_card_keeps_at_most_its_cap_of_events():
 def test_saved_card_format_round_trips(tmp_path):
     store = StateStore(tmp_path / "s", cache_size=1)
     det = Detector(store, extra_features=["count_24h", "dist_prev_km"])
-    evs = [{"tx_id": str(k), "card_id": f"c{k % 3}", "merchant_id": "m", "amount": 2.5 * k, "channel": "pos",
-            "lat": 10.0 + k, "lon": 20.0 - k, "event_time": T0 + k * 60_000} for k in range(9)]
+    evs = [
+        {
+            "tx_id": str(k),
+            "card_id": f"c{k % 3}",
+            "merchant_id": "m",
+            "amount": 2.5 * k,
+            "channel": "pos",
+            "lat": 10.0 + k,
+            "lon": 20.0 - k,
+            "event_time": T0 + k * 60_000,
+        }
+        for k in range(9)
+    ]
     for e in evs[:6]:
         det.update(validate(e))
     store.checkpoint(det.checkpoint_meta())

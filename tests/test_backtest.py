@@ -4,13 +4,13 @@ its rates equal those of the detector's own decisions over the same stream."""
 import orjson
 import pytest
 
-from fraud.backtest import backtest
-from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
-from fraud.detector import Detector
-from fraud.embedded import run_file
-from fraud.model import load_model
-from fraud.rules import load_rules
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector
+from fraud.offline.backtest import backtest
+from fraud.runners.embedded import run_file
+from fraud.scoring.model import load_model
+from fraud.scoring.rules import load_rules
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.state.store import StateStore
 
 
 def test_backtest_rates_equal_the_detectors_decisions(small_stream, tmp_path):
@@ -18,8 +18,12 @@ def test_backtest_rates_equal_the_detectors_decisions(small_stream, tmp_path):
     result = backtest(rules, str(small_stream["tx"]), str(small_stream["labels"]), model)
     store = StateStore(None)
     try:
-        run_file(Detector(store, rules=rules, model=load_model(DEFAULT_MODEL)), str(small_stream["tx"]),
-                 str(tmp_path / "d.jsonl"), str(tmp_path / "bad.jsonl"))
+        run_file(
+            Detector(store, rules=rules, model=load_model(DEFAULT_MODEL)),
+            str(small_stream["tx"]),
+            str(tmp_path / "d.jsonl"),
+            str(tmp_path / "bad.jsonl"),
+        )
     finally:
         store.close()
     labels = {r["tx_id"]: r["is_fraud"] for r in map(orjson.loads, open(small_stream["labels"], "rb"))}

@@ -1,17 +1,26 @@
 """`fraud bench`'s table: what it measures, not how fast (benchmarks print figures, tests never time)."""
 
-from fraud.bench import format_bench, run_bench
-from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
-from fraud.detector import DetectorSettings
-from fraud.model import load_model
-from fraud.rules import load_rules
+from fraud.core.detector import DetectorSettings
+from fraud.offline.bench import format_bench, run_bench
+from fraud.scoring.model import load_model
+from fraud.scoring.rules import load_rules
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES
 
 
 def test_bench_rows_and_baseline(small_stream):
-    rows = run_bench(str(small_stream["tx"]), load_rules(DEFAULT_RULES), load_model(DEFAULT_MODEL),
-                     DetectorSettings(), checkpoint_every=1000, feedback_path=str(small_stream["feedback"]))
+    rows = run_bench(
+        str(small_stream["tx"]),
+        load_rules(DEFAULT_RULES),
+        load_model(DEFAULT_MODEL),
+        DetectorSettings(),
+        checkpoint_every=1000,
+        feedback_path=str(small_stream["feedback"]),
+    )
     assert [r["pipeline"].split(" (")[0] for r in rows] == [
-        "passthrough", "detector, rules only", "detector, rules + model + fraud reports"]
+        "passthrough",
+        "detector, rules only",
+        "detector, rules + model + fraud reports",
+    ]
     base = rows[0]
     # the baseline is the median of a passthrough before, between and after the detector rows
     assert len(base["runs_tx_per_s"]) == 3 and base["tx_per_s"] == sorted(base["runs_tx_per_s"])[1]

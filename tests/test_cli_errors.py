@@ -6,9 +6,9 @@ module starts them all at once and the tests check the results.
 """
 
 import json
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import subprocess
 
 import pytest
 
@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAUD = str(ROOT / ".venv" / "bin" / "fraud")
 COMMANDS = ("simulate", "train", "detect", "evaluate", "backtest", "demo")
 
-VALID_TX = json.dumps({"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5.0,
-                       "event_time": "2026-01-05T12:00:00Z"})
+VALID_TX = json.dumps(
+    {"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5.0, "event_time": "2026-01-05T12:00:00Z"}
+)
 RULE_OK = "{feature: amount, op: '>', value: 1}"
 
 
@@ -28,14 +29,16 @@ def setup_files(d: Path) -> dict:
     f["labels"] = d / "labels.jsonl"
     f["labels"].write_text('{"tx_id": "t1", "is_fraud": 0, "scenario": null}\n')
     f["bad_yaml"] = d / "bad.yaml"
-    f["bad_yaml"].write_text(f"rules:\n  - name: a\n    action: block\n    when: {{feature: amount, op: '>', value: 1\n")
+    f["bad_yaml"].write_text("rules:\n  - name: a\n    action: block\n    when: {feature: amount, op: '>', value: 1\n")
     f["unknown_feature"] = d / "unknown_feature.yaml"
     f["unknown_feature"].write_text(
         "rules:\n  - name: odd\n    action: block\n    when:\n      all:\n"
-        f"        - {RULE_OK}\n        - {{feature: median_1h, op: '>', value: 3}}\n")
+        f"        - {RULE_OK}\n        - {{feature: median_1h, op: '>', value: 3}}\n"
+    )
     f["huge_value"] = d / "huge_value.yaml"
     f["huge_value"].write_text(
-        f"rules:\n  - name: huge\n    action: block\n    when: {{feature: amount, op: '>', value: {'9' * 400}}}\n")
+        f"rules:\n  - name: huge\n    action: block\n    when: {{feature: amount, op: '>', value: {'9' * 400}}}\n"
+    )
     f["bad_config"] = d / "pipeline.yaml"
     f["bad_config"].write_text("detector:\n  watermark_bound: 5s\n  watermark_bonud: 10s\n")
     f["bad_duration"] = d / "pipeline2.yaml"
@@ -55,38 +58,134 @@ def error_cases(f: dict, d: Path) -> dict:
         "missing_required_evaluate": ["evaluate", "--decisions", f["tx"]],
         "missing_required_simulate": ["simulate", "--labels", str(d / "l.jsonl")],
         "missing_input_output_detect": ["detect", "--no-model"],
-        "cards_not_integer": ["simulate", "--out", str(d / "x.jsonl"), "--labels", str(d / "y.jsonl"),
-                              "--cards", "abc"],
-        "bad_start_date": ["simulate", "--out", str(d / "x.jsonl"), "--labels", str(d / "y.jsonl"),
-                           "--start", "2026-13-45", "--cards", "50", "--days", "3"],
+        "cards_not_integer": [
+            "simulate",
+            "--out",
+            str(d / "x.jsonl"),
+            "--labels",
+            str(d / "y.jsonl"),
+            "--cards",
+            "abc",
+        ],
+        "bad_start_date": [
+            "simulate",
+            "--out",
+            str(d / "x.jsonl"),
+            "--labels",
+            str(d / "y.jsonl"),
+            "--start",
+            "2026-13-45",
+            "--cards",
+            "50",
+            "--days",
+            "3",
+        ],
         "missing_input_file": ["detect", "--input", str(d / "nope.jsonl"), "--output", out, "--no-model"],
-        "missing_rules_file": ["detect", "--input", f["tx"], "--output", out, "--no-model",
-                               "--rules", str(d / "nope.yaml")],
+        "missing_rules_file": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            out,
+            "--no-model",
+            "--rules",
+            str(d / "nope.yaml"),
+        ],
         "invalid_rules_yaml": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--rules", f["bad_yaml"]],
-        "rules_unknown_feature": ["detect", "--input", f["tx"], "--output", out, "--no-model",
-                                  "--rules", f["unknown_feature"]],
-        "backtest_invalid_rules_yaml": ["backtest", "--rules", f["bad_yaml"], "--transactions", f["tx"],
-                                        "--labels", f["labels"], "--no-model"],
+        "rules_unknown_feature": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            out,
+            "--no-model",
+            "--rules",
+            f["unknown_feature"],
+        ],
+        "backtest_invalid_rules_yaml": [
+            "backtest",
+            "--rules",
+            f["bad_yaml"],
+            "--transactions",
+            f["tx"],
+            "--labels",
+            f["labels"],
+            "--no-model",
+        ],
         "rules_huge_value": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--rules", f["huge_value"]],
-        "config_unknown_field": ["detect", "--input", f["tx"], "--output", out, "--no-model",
-                                 "--config", f["bad_config"]],
-        "config_bad_duration": ["detect", "--input", f["tx"], "--output", out, "--no-model",
-                                "--config", f["bad_duration"]],
+        "config_unknown_field": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            out,
+            "--no-model",
+            "--config",
+            f["bad_config"],
+        ],
+        "config_bad_duration": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            out,
+            "--no-model",
+            "--config",
+            f["bad_duration"],
+        ],
         "missing_model_dir": ["detect", "--input", f["tx"], "--output", out, "--model", str(d / "no_model")],
         "kafka_unavailable": ["detect", "--kafka", "127.0.0.1:1"],
-        "output_not_writable": ["detect", "--input", f["tx"], "--output", str(Path(f["a_file"]) / "out.jsonl"),
-                                "--no-model"],
-        "simulate_output_not_writable": ["simulate", "--out", str(Path(f["a_file"]) / "x.jsonl"),
-                                         "--labels", str(d / "y.jsonl"), "--cards", "50", "--days", "3"],
+        "output_not_writable": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            str(Path(f["a_file"]) / "out.jsonl"),
+            "--no-model",
+        ],
+        "simulate_output_not_writable": [
+            "simulate",
+            "--out",
+            str(Path(f["a_file"]) / "x.jsonl"),
+            "--labels",
+            str(d / "y.jsonl"),
+            "--cards",
+            "50",
+            "--days",
+            "3",
+        ],
         "output_is_input": ["detect", "--input", f["tx"], "--output", f["tx"], "--no-model"],
-        "dead_letter_is_input": ["detect", "--input", f["tx"], "--output", out, "--dead-letter", f["tx"],
-                                 "--no-model"],
-        "simulate_labels_over_out": ["simulate", "--out", str(d / "same.jsonl"), "--labels", str(d / "same.jsonl"),
-                                     "--cards", "50", "--days", "3"],
-        "evaluate_json_over_labels": ["evaluate", "--decisions", f["tx"], "--labels", f["labels"],
-                                      "--json", f["labels"]],
-        "output_is_rules": ["detect", "--input", f["tx"], "--output", f["bad_yaml"], "--rules", f["bad_yaml"],
-                            "--no-model"],
+        "dead_letter_is_input": ["detect", "--input", f["tx"], "--output", out, "--dead-letter", f["tx"], "--no-model"],
+        "simulate_labels_over_out": [
+            "simulate",
+            "--out",
+            str(d / "same.jsonl"),
+            "--labels",
+            str(d / "same.jsonl"),
+            "--cards",
+            "50",
+            "--days",
+            "3",
+        ],
+        "evaluate_json_over_labels": [
+            "evaluate",
+            "--decisions",
+            f["tx"],
+            "--labels",
+            f["labels"],
+            "--json",
+            f["labels"],
+        ],
+        "output_is_rules": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            f["bad_yaml"],
+            "--rules",
+            f["bad_yaml"],
+            "--no-model",
+        ],
         "output_hard_link_to_input": ["detect", "--input", f["tx"], "--output", f["tx_link"], "--no-model"],
         "input_is_directory": ["detect", "--input", str(d), "--output", out, "--no-model"],
         "model_and_no_model": ["detect", "--input", f["tx"], "--output", out, "--no-model", "--model", str(d)],
@@ -95,8 +194,16 @@ def error_cases(f: dict, d: Path) -> dict:
         "simulate_file_with_rate": ["simulate", "--out", out, "--labels", str(d / "l.jsonl"), "--rate", "10"],
         "bench_no_valid_input": ["bench", "--input", f["a_file"]],
         "demo_too_small": ["demo", "--cards", "50", "--days", "10", "--dir", str(d / "tiny_demo")],
-        "metrics_without_kafka": ["detect", "--input", f["tx"], "--output", out, "--no-model",
-                                  "--metrics-port", "9100"],
+        "metrics_without_kafka": [
+            "detect",
+            "--input",
+            f["tx"],
+            "--output",
+            out,
+            "--no-model",
+            "--metrics-port",
+            "9100",
+        ],
     }
 
 
@@ -112,8 +219,19 @@ def results(tmp_path_factory):
     jobs["help:"] = ["--help"]
     jobs.update({f"err:{k}": v for k, v in error_cases(f, d).items()})
     for name, seed in (("sim_a", 11), ("sim_b", 11), ("sim_c", 12)):
-        jobs[name] = ["simulate", "--out", str(d / f"{name}.jsonl"), "--labels", str(d / f"{name}.labels.jsonl"),
-                      "--cards", "50", "--days", "3", "--seed", str(seed)]
+        jobs[name] = [
+            "simulate",
+            "--out",
+            str(d / f"{name}.jsonl"),
+            "--labels",
+            str(d / f"{name}.labels.jsonl"),
+            "--cards",
+            "50",
+            "--days",
+            "3",
+            "--seed",
+            str(seed),
+        ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {k: pool.submit(run, v, d) for k, v in jobs.items()}
         out = {k: fut.result() for k, fut in futures.items()}
@@ -130,15 +248,37 @@ def test_help(results, command):
 
 
 ERROR_NAMES = [
-    "unknown_option", "unknown_command", "missing_required_evaluate",
-    "missing_required_simulate", "missing_input_output_detect", "cards_not_integer",
-    "bad_start_date", "missing_input_file", "missing_rules_file",
-    "invalid_rules_yaml", "rules_unknown_feature", "backtest_invalid_rules_yaml", "rules_huge_value",
-    "config_unknown_field", "config_bad_duration", "missing_model_dir",
-    "kafka_unavailable", "output_not_writable", "simulate_output_not_writable",
-    "output_is_input", "dead_letter_is_input", "simulate_labels_over_out", "evaluate_json_over_labels",
-    "input_is_directory", "model_and_no_model", "output_is_rules", "output_hard_link_to_input",
-    "metrics_without_kafka", "kafka_with_input", "file_with_group", "simulate_file_with_rate",
+    "unknown_option",
+    "unknown_command",
+    "missing_required_evaluate",
+    "missing_required_simulate",
+    "missing_input_output_detect",
+    "cards_not_integer",
+    "bad_start_date",
+    "missing_input_file",
+    "missing_rules_file",
+    "invalid_rules_yaml",
+    "rules_unknown_feature",
+    "backtest_invalid_rules_yaml",
+    "rules_huge_value",
+    "config_unknown_field",
+    "config_bad_duration",
+    "missing_model_dir",
+    "kafka_unavailable",
+    "output_not_writable",
+    "simulate_output_not_writable",
+    "output_is_input",
+    "dead_letter_is_input",
+    "simulate_labels_over_out",
+    "evaluate_json_over_labels",
+    "input_is_directory",
+    "model_and_no_model",
+    "output_is_rules",
+    "output_hard_link_to_input",
+    "metrics_without_kafka",
+    "kafka_with_input",
+    "file_with_group",
+    "simulate_file_with_rate",
     "bench_no_valid_input",
 ]
 
@@ -160,31 +300,34 @@ def test_error_is_one_line(results, name):
     assert "error" in lines[0]
 
 
-@pytest.mark.parametrize("name, words", [
-    ("unknown_option", ["--bogus"]),
-    ("missing_required_evaluate", ["--labels"]),
-    ("cards_not_integer", ["--cards"]),
-    ("missing_input_file", ["nope.jsonl"]),
-    ("invalid_rules_yaml", ["bad.yaml", "line"]),
-    ("rules_unknown_feature", ["unknown_feature.yaml", "odd", "when.all[1].feature", "median_1h"]),
-    ("config_unknown_field", ["pipeline.yaml", "watermark_bonud"]),
-    ("config_bad_duration", ["pipeline2.yaml", "watermark_bound"]),
-    ("output_is_input", ["--output", "--input", "same file"]),
-    ("dead_letter_is_input", ["--dead-letter", "--input"]),
-    ("simulate_labels_over_out", ["--labels", "--out"]),
-    ("evaluate_json_over_labels", ["--json", "--labels"]),
-    ("input_is_directory", ["is a directory"]),
-    ("output_is_rules", ["--output", "--rules"]),
-    ("output_hard_link_to_input", ["--output", "--input"]),
-    ("model_and_no_model", ["--model", "--no-model"]),
-    ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
-    ("demo_too_small", ["fewer than", "--cards"]),
-    ("kafka_with_input", ["--input", "not --kafka"]),
-    ("file_with_group", ["--group", "needs --kafka"]),
-    ("simulate_file_with_rate", ["--rate", "needs --kafka"]),
-    ("bench_no_valid_input", ["no valid transaction"]),
-    ("output_not_writable", ["a_file"]),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("unknown_option", ["--bogus"]),
+        ("missing_required_evaluate", ["--labels"]),
+        ("cards_not_integer", ["--cards"]),
+        ("missing_input_file", ["nope.jsonl"]),
+        ("invalid_rules_yaml", ["bad.yaml", "line"]),
+        ("rules_unknown_feature", ["unknown_feature.yaml", "odd", "when.all[1].feature", "median_1h"]),
+        ("config_unknown_field", ["pipeline.yaml", "watermark_bonud"]),
+        ("config_bad_duration", ["pipeline2.yaml", "watermark_bound"]),
+        ("output_is_input", ["--output", "--input", "same file"]),
+        ("dead_letter_is_input", ["--dead-letter", "--input"]),
+        ("simulate_labels_over_out", ["--labels", "--out"]),
+        ("evaluate_json_over_labels", ["--json", "--labels"]),
+        ("input_is_directory", ["is a directory"]),
+        ("output_is_rules", ["--output", "--rules"]),
+        ("output_hard_link_to_input", ["--output", "--input"]),
+        ("model_and_no_model", ["--model", "--no-model"]),
+        ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
+        ("demo_too_small", ["fewer than", "--cards"]),
+        ("kafka_with_input", ["--input", "not --kafka"]),
+        ("file_with_group", ["--group", "needs --kafka"]),
+        ("simulate_file_with_rate", ["--rate", "needs --kafka"]),
+        ("bench_no_valid_input", ["no valid transaction"]),
+        ("output_not_writable", ["a_file"]),
+    ],
+)
 def test_error_names_the_culprit(results, name, words):
     msg = results[f"err:{name}"].stderr
     for w in words:
@@ -231,8 +374,19 @@ def test_outputs_never_overwrite_the_shipped_files(tmp_path, target):
     (tmp_path / "tx.jsonl").write_text(VALID_TX + "\n")
     (tmp_path / "r.yaml").write_text("rules: []\n")
     try:
-        r = run(["detect", "--input", str(tmp_path / "tx.jsonl"), "--output", str(shipped), "--no-model",
-                 "--rules", str(tmp_path / "r.yaml")], tmp_path)
+        r = run(
+            [
+                "detect",
+                "--input",
+                str(tmp_path / "tx.jsonl"),
+                "--output",
+                str(shipped),
+                "--no-model",
+                "--rules",
+                str(tmp_path / "r.yaml"),
+            ],
+            tmp_path,
+        )
         assert r.returncode == 2 and "would overwrite the shipped" in r.stderr, r.stderr
     finally:
         if shipped.read_bytes() != before:

@@ -9,13 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from fraud.detector import Detector
-from fraud.embedded import default_dead_letter_path, run_file
-from fraud.redact import looks_like_pan, mask_pans
-from fraud.rules import load_rules
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector
+from fraud.core.redact import looks_like_pan, mask_pans
+from fraud.runners.embedded import default_dead_letter_path, run_file
+from fraud.scoring.rules import load_rules
+from fraud.state.store import StateStore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from datetime import UTC
+
 import foreign_sim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +32,14 @@ def read_jsonl(path):
 
 
 def valid(i, style="epoch"):
-    rec = {"tx_id": f"ok_{i}", "card_id": f"card_{i % 3}", "merchant_id": f"m_{i % 5}",
-           "amount": 10.0 + i}
+    rec = {"tx_id": f"ok_{i}", "card_id": f"card_{i % 3}", "merchant_id": f"m_{i % 5}", "amount": 10.0 + i}
     t = 1767614400000 + i * 60_000
     if style == "epoch":
         rec["event_time"] = t
     else:
-        from datetime import datetime, timezone
-        rec["event_time"] = datetime.fromtimestamp(t / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+        from datetime import datetime
+
+        rec["event_time"] = datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z")
         rec["channel"] = "ecom"
     return json.dumps(rec)
 
@@ -62,8 +64,7 @@ def run(tmp_path, lines, newline="\n"):
 def test_mixed_file(tmp_path):
     bad = foreign_sim.malformed_lines()
     assert len(bad) == 10
-    pan_line = json.dumps({"tx_id": "pan", "card_id": PAN, "merchant_id": "m", "amount": "x",
-                           "event_time": 1})
+    pan_line = json.dumps({"tx_id": "pan", "card_id": PAN, "merchant_id": "m", "amount": "x", "event_time": 1})
     lines, expect_ok, expect_bad = [], [], {}
     k = 0
     for i in range(30):
@@ -141,42 +142,59 @@ def test_non_utf8_line_is_a_dead_letter(tmp_path):
 def test_out_of_range_event_time_is_a_dead_letter_not_a_crash(tmp_path):
     """One record with an epoch beyond int64 must not take the whole run down (it currently
     reaches the card history and crashes the checkpoint with OverflowError)."""
-    huge = json.dumps({"tx_id": "huge", "card_id": "card_0", "merchant_id": "m", "amount": 1.0,
-                       "event_time": 10 ** 30})
+    huge = json.dumps({"tx_id": "huge", "card_id": "card_0", "merchant_id": "m", "amount": 1.0, "event_time": 10**30})
     stats, decisions, dead = run(tmp_path, [valid(0), huge, valid(3)])
     assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_3"]
     assert [d["line"] for d in dead] == [2]
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (b'{"card_id": "4111111111111111"}', b'{"card_id": "************1111"}'),
-    (b"pan 5500005555555559 end", b"pan ************5559 end"),
-    (b"13 digits 4222222222222", b"13 digits *********2222"),
-    (b"19 digits 6011000990139424124", b"19 digits ***************4124"),
-    (b"spaced 4111 1111 1111 1111 end", b"spaced ***************1111 end"),
-    (b"dashed 4111-1111-1111-1111", b"dashed ***************1111"),
-    (b"not luhn 4111111111111112 stays", b"not luhn 4111111111111112 stays"),
-    (b'"event_time": 1767225600000', b'"event_time": 1767225600000'),
-    (b"12 digits 123456789012 stays", b"12 digits 123456789012 stays"),
-    (b"20 digits 12345678901234567890 stays", b"20 digits 12345678901234567890 stays"),
-    (b"two 4111111111111111,5500005555555559", b"two ************1111,************5559"),
-    (b'{"note": "1 4111111111111111"}', b'{"note": "' + b"*" * 14 + b'1111"}'),
-    (b"ref-4111111111111111", b"ref-************1111"),
-    (b"", b""),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b'{"card_id": "4111111111111111"}', b'{"card_id": "************1111"}'),
+        (b"pan 5500005555555559 end", b"pan ************5559 end"),
+        (b"13 digits 4222222222222", b"13 digits *********2222"),
+        (b"19 digits 6011000990139424124", b"19 digits ***************4124"),
+        (b"spaced 4111 1111 1111 1111 end", b"spaced ***************1111 end"),
+        (b"dashed 4111-1111-1111-1111", b"dashed ***************1111"),
+        (b"not luhn 4111111111111112 stays", b"not luhn 4111111111111112 stays"),
+        (b'"event_time": 1767225600000', b'"event_time": 1767225600000'),
+        (b"12 digits 123456789012 stays", b"12 digits 123456789012 stays"),
+        (b"20 digits 12345678901234567890 stays", b"20 digits 12345678901234567890 stays"),
+        (b"two 4111111111111111,5500005555555559", b"two ************1111,************5559"),
+        (b'{"note": "1 4111111111111111"}', b'{"note": "' + b"*" * 14 + b'1111"}'),
+        (b"ref-4111111111111111", b"ref-************1111"),
+        (b"", b""),
+    ],
+)
 def test_mask_pans(raw, expected):
     assert mask_pans(raw) == expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("4111111111111111", True), ("4111 1111 1111 1111", True), ("4111-1111-1111-1111", True),
-    ("6011000990139424124", True), ("4111111111111112", False), ("card_4111111111111111", True),
-    (" 4111111111111111\n", True), ("4111.1111.1111.1111", True), ("4111_1111_1111_1111", True),
-    ("123456789012", False), ("1767225600000", False), ("customer_12", False), ("7", False),
-    ("1 4111111111111111", True), ("id:4111111111111111", True),
-    # digits inside an alphanumeric token are the token's, not a card number
-    ("c_9a32978791841116", False), ("c_058605302265829e", False), ("x4111111111111111", False),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("4111111111111111", True),
+        ("4111 1111 1111 1111", True),
+        ("4111-1111-1111-1111", True),
+        ("6011000990139424124", True),
+        ("4111111111111112", False),
+        ("card_4111111111111111", True),
+        (" 4111111111111111\n", True),
+        ("4111.1111.1111.1111", True),
+        ("4111_1111_1111_1111", True),
+        ("123456789012", False),
+        ("1767225600000", False),
+        ("customer_12", False),
+        ("7", False),
+        ("1 4111111111111111", True),
+        ("id:4111111111111111", True),
+        # digits inside an alphanumeric token are the token's, not a card number
+        ("c_9a32978791841116", False),
+        ("c_058605302265829e", False),
+        ("x4111111111111111", False),
+    ],
+)
 def test_looks_like_pan(value, expected):
     assert looks_like_pan(value) is expected
 
@@ -185,18 +203,27 @@ def test_card_numbers_never_reach_outputs_in_clear(tmp_path):
     """A raw card number as card_id is refused (card ids are tokens); one quoted back in an error
     message is masked like the record itself."""
     spaced = "4111 1111 1111 1111"
-    lines = [valid(0),
-             json.dumps({"tx_id": "pan_card", "card_id": PAN, "merchant_id": "m", "amount": 1.0,
-                         "event_time": 1767614400000}),
-             json.dumps({"tx_id": "pan_spaced", "card_id": spaced, "merchant_id": "m", "amount": 1.0,
-                         "event_time": 1767614400000}),
-             json.dumps({"tx_id": "pan_time", "card_id": "card_1", "merchant_id": "m", "amount": 1.0,
-                         "event_time": PAN}),
-             json.dumps({"tx_id": PAN, "card_id": "card_1", "merchant_id": "m", "amount": 1.0,
-                         "event_time": 1767614400000}),
-             json.dumps({"tx_id": "pan_merchant", "card_id": "card_1", "merchant_id": spaced, "amount": 1.0,
-                         "event_time": 1767614400000}),
-             valid(1)]
+    lines = [
+        valid(0),
+        json.dumps(
+            {"tx_id": "pan_card", "card_id": PAN, "merchant_id": "m", "amount": 1.0, "event_time": 1767614400000}
+        ),
+        json.dumps(
+            {"tx_id": "pan_spaced", "card_id": spaced, "merchant_id": "m", "amount": 1.0, "event_time": 1767614400000}
+        ),
+        json.dumps({"tx_id": "pan_time", "card_id": "card_1", "merchant_id": "m", "amount": 1.0, "event_time": PAN}),
+        json.dumps({"tx_id": PAN, "card_id": "card_1", "merchant_id": "m", "amount": 1.0, "event_time": 1767614400000}),
+        json.dumps(
+            {
+                "tx_id": "pan_merchant",
+                "card_id": "card_1",
+                "merchant_id": spaced,
+                "amount": 1.0,
+                "event_time": 1767614400000,
+            }
+        ),
+        valid(1),
+    ]
     stats, decisions, dead = run(tmp_path, lines)
     assert [d["tx_id"] for d in decisions] == ["ok_0", "ok_1"]
     assert [d["line"] for d in dead] == [2, 3, 4, 5, 6]
@@ -219,12 +246,12 @@ def test_default_dead_letter_path():
 # acceptance: ~60,000 transactions of the foreign simulator through the real CLI
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def foreign_input(tmp_path_factory):
     d = tmp_path_factory.mktemp("foreign")
     clean = d / "clean.jsonl"
-    n = foreign_sim.write(str(clean), str(d / "labels.jsonl"), n_customers=600, n_terminals=1200,
-                          days=55, seed=11)
+    n = foreign_sim.write(str(clean), str(d / "labels.jsonl"), n_customers=600, n_terminals=1200, days=55, seed=11)
     assert n >= 60_000
     good = clean.read_bytes().splitlines(keepends=True)
     assert len(good) == n
@@ -262,8 +289,13 @@ def foreign_runs(foreign_input, tmp_path_factory):
             continue
         d = tmp_path_factory.mktemp(name)
         out = d / "decisions.jsonl"
-        proc = subprocess.Popen([FRAUD, "detect", "--input", str(src), "--output", str(out), *extra],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d)
+        proc = subprocess.Popen(
+            [FRAUD, "detect", "--input", str(src), "--output", str(out), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=d,
+        )
         runs[name] = (proc, out)
     yield runs
     for proc, _ in runs.values():
@@ -272,11 +304,15 @@ def foreign_runs(foreign_input, tmp_path_factory):
             proc.wait()
 
 
-@pytest.mark.parametrize("variant", [
-    "no-model",
-    pytest.param("default-model", marks=pytest.mark.skipif(
-        not DEFAULT_MODEL.exists(), reason="no models/default/model.json")),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "no-model",
+        pytest.param(
+            "default-model", marks=pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no models/default/model.json")
+        ),
+    ],
+)
 def test_foreign_simulator_acceptance(foreign_input, foreign_runs, variant):
     _, tx_ids, bad_lines = foreign_input
     if variant not in foreign_runs:
@@ -290,7 +326,7 @@ def test_foreign_simulator_acceptance(foreign_input, foreign_runs, variant):
     assert len(got) == len(set(got)), "duplicate decisions"
     assert set(got) == set(tx_ids)
     assert got == tx_ids  # file order = arrival order
-    for d in decisions[:: 997]:
+    for d in decisions[::997]:
         assert d["decision"] in ("allow", "review", "block")
         assert 0.0 <= d["score"] <= 1.0
         assert isinstance(d["late"], bool)

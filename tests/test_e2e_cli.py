@@ -7,7 +7,6 @@ import json
 import subprocess
 
 import orjson
-
 from conftest import FRAUD, ROOT
 
 
@@ -22,8 +21,7 @@ def test_simulate_train_detect_evaluate_backtest(tmp_path):
     tx, labels, model = tmp_path / "tx.jsonl", tmp_path / "labels.jsonl", tmp_path / "model"
     fraud("simulate", "--out", str(tx), "--labels", str(labels), "--cards", "500", "--days", "14", "--seed", "5")
     n_tx = sum(1 for _ in open(tx, "rb"))
-    fraud("train", "--transactions", str(tx), "--labels", str(labels), "--model", str(model),
-          "--warmup-days", "2")
+    fraud("train", "--transactions", str(tx), "--labels", str(labels), "--model", str(model), "--warmup-days", "2")
     card = json.loads((model / "model_card.json").read_text())
     assert card["training_data"]["rows_replayed"] == n_tx
     assert card["validation"]["split"].startswith("time-ordered")
@@ -41,8 +39,17 @@ def test_simulate_train_detect_evaluate_backtest(tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["roc_auc"] > 0.8  # the model ranks frauds far above chance even on a small stream
     assert set(metrics["per_scenario"]) >= {"card_testing", "account_takeover", "impossible_travel"}
-    bt = fraud("backtest", "--rules", str(ROOT / "config" / "rules.yaml"), "--transactions", str(tx),
-               "--labels", str(labels), "--model", str(model))
+    bt = fraud(
+        "backtest",
+        "--rules",
+        str(ROOT / "config" / "rules.yaml"),
+        "--transactions",
+        str(tx),
+        "--labels",
+        str(labels),
+        "--model",
+        str(model),
+    )
     assert "card_testing_burst" in bt.stdout and "block rate" in bt.stdout
 
 
@@ -50,13 +57,18 @@ def test_same_input_same_decisions_file_and_stdin(small_stream, tmp_path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     fraud("detect", "--input", str(small_stream["tx"]), "--output", str(a))
     with open(small_stream["tx"], "rb") as src, open(b, "wb") as dst:
-        proc = subprocess.run([FRAUD, "detect", "--input", "-", "--output", "-",
-                               "--dead-letter", str(tmp_path / "bad.jsonl")],
-                              stdin=src, stdout=dst, stderr=subprocess.PIPE, cwd=ROOT)
+        proc = subprocess.run(
+            [FRAUD, "detect", "--input", "-", "--output", "-", "--dead-letter", str(tmp_path / "bad.jsonl")],
+            stdin=src,
+            stdout=dst,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
     assert proc.returncode == 0, proc.stderr
 
     def strip(path):
         return [{k: v for k, v in orjson.loads(line).items() if k != "latency_ms"} for line in open(path, "rb")]
+
     assert strip(a) == strip(b)
 
 
@@ -82,12 +94,27 @@ def test_sigterm_stops_an_embedded_run_cleanly(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([FRAUD, "detect", "--input", "-", "--output", str(out), "--no-model"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "TMPDIR": str(tmp)})
+    proc = subprocess.Popen(
+        [FRAUD, "detect", "--input", "-", "--output", str(out), "--no-model"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
     for i in range(50):
-        proc.stdin.write(json.dumps({"tx_id": f"t{i}", "card_id": "c1", "merchant_id": "m1", "amount": 3.5,
-                                     "event_time": 1767225600000 + i * 1000}) + "\n")
+        proc.stdin.write(
+            json.dumps(
+                {
+                    "tx_id": f"t{i}",
+                    "card_id": "c1",
+                    "merchant_id": "m1",
+                    "amount": 3.5,
+                    "event_time": 1767225600000 + i * 1000,
+                }
+            )
+            + "\n"
+        )
     proc.stdin.flush()
     deadline = time.monotonic() + 120
     while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:  # deciding

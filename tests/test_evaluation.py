@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud.errors import UserError
-from fraud.evaluation import card_precision_at_k, evaluate, format_report, scenario_rates
+from fraud.offline.evaluation import card_precision_at_k, evaluate, format_report, scenario_rates
 
 DAY = 86_400_000
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
@@ -19,6 +19,7 @@ T0 = 1767225600000  # 2026-01-01T00:00:00Z
 # card precision@k
 # ------------------------------------------------------------------------------------------
 
+
 def test_card_precision_hand_example():
     # day 0: A max 0.9 (one of its payments is fraud), B 0.8 genuine, C 0.7 fraud
     #        top-2 cards = A (defrauded), B (genuine) -> 1/2
@@ -26,8 +27,15 @@ def test_card_precision_hand_example():
     #        top-2 = B, C -> 2/2
     # mean over days = 0.75
     rows = [
-        (0, "A", 0.9, 0), (0, "A", 0.2, 1), (0, "B", 0.8, 0), (0, "C", 0.7, 1),
-        (1, "A", 0.1, 0), (1, "B", 0.95, 1), (1, "B", 0.3, 0), (1, "C", 0.6, 1), (1, "D", 0.5, 0),
+        (0, "A", 0.9, 0),
+        (0, "A", 0.2, 1),
+        (0, "B", 0.8, 0),
+        (0, "C", 0.7, 1),
+        (1, "A", 0.1, 0),
+        (1, "B", 0.95, 1),
+        (1, "B", 0.3, 0),
+        (1, "C", 0.6, 1),
+        (1, "D", 0.5, 0),
     ]
     days = np.array([r[0] for r in rows])
     cards = [r[1] for r in rows]
@@ -43,9 +51,14 @@ def test_card_precision_hand_example():
 def test_card_precision_removing_detected_cards():
     """The handbook's variant: a defrauded card caught in a day's top k leaves later days' rankings."""
     rows = [
-        (0, "A", 0.9, 1), (0, "B", 0.1, 0),
-        (1, "A", 0.9, 1), (1, "B", 0.8, 0), (1, "C", 0.7, 1),
-        (2, "A", 0.9, 0), (2, "C", 0.2, 1), (2, "D", 0.1, 0),
+        (0, "A", 0.9, 1),
+        (0, "B", 0.1, 0),
+        (1, "A", 0.9, 1),
+        (1, "B", 0.8, 0),
+        (1, "C", 0.7, 1),
+        (2, "A", 0.9, 0),
+        (2, "C", 0.2, 1),
+        (2, "D", 0.1, 0),
     ]
     days = np.array([r[0] for r in rows])
     cards = [r[1] for r in rows]
@@ -88,6 +101,7 @@ def test_card_precision_empty():
 # evaluate
 # ------------------------------------------------------------------------------------------
 
+
 def write_jsonl(path, rows):
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return str(path)
@@ -115,12 +129,33 @@ def files(tmp_path):
         t = T0 + day * DAY + i * 60_000
         # both event_time styles
         et = t if i % 2 else f"2026-01-0{1 + day}T00:{i:02d}:00.000Z"
-        decisions.append({"tx_id": tx, "card_id": card, "event_time": et, "decision": dec, "score": score,
-                          "model_score": None, "rules": ["r_hot"] if dec == "block" else [],
-                          "latency_ms": lat, "late": i == 3})
+        decisions.append(
+            {
+                "tx_id": tx,
+                "card_id": card,
+                "event_time": et,
+                "decision": dec,
+                "score": score,
+                "model_score": None,
+                "rules": ["r_hot"] if dec == "block" else [],
+                "latency_ms": lat,
+                "late": i == 3,
+            }
+        )
     # a decision for a transaction the labels do not know: unlabelled
-    decisions.append({"tx_id": "ghost", "card_id": "Z", "event_time": T0, "decision": "block", "score": 1.0,
-                      "model_score": None, "rules": ["r_hot"], "latency_ms": 100.0, "late": False})
+    decisions.append(
+        {
+            "tx_id": "ghost",
+            "card_id": "Z",
+            "event_time": T0,
+            "decision": "block",
+            "score": 1.0,
+            "model_score": None,
+            "rules": ["r_hot"],
+            "latency_ms": 100.0,
+            "late": False,
+        }
+    )
     labels = [{"tx_id": tx, "is_fraud": f, "scenario": sc} for tx, _, _, _, _, f, sc, _ in ROWS]
     labels.append({"tx_id": "never_decided", "is_fraud": 1, "scenario": "card_testing"})
     return write_jsonl(tmp_path / "d.jsonl", decisions), write_jsonl(tmp_path / "l.jsonl", labels)
@@ -154,21 +189,41 @@ def test_evaluate_metrics(files):
     ps = m["per_scenario"]
     assert set(ps) == {"card_testing", "account_takeover"}
     assert ps["card_testing"]["frauds"] == 3
-    assert ps["card_testing"]["recall_block"] == pytest.approx(2 / 3)          # t1, t10 of t1, t5, t10
+    assert ps["card_testing"]["recall_block"] == pytest.approx(2 / 3)  # t1, t10 of t1, t5, t10
     assert ps["card_testing"]["recall_block_or_review"] == pytest.approx(2 / 3)
     assert ps["account_takeover"]["frauds"] == 2
-    assert ps["account_takeover"]["recall_block"] == pytest.approx(1 / 2)      # t7 of t4, t7
+    assert ps["account_takeover"]["recall_block"] == pytest.approx(1 / 2)  # t7 of t4, t7
     assert ps["account_takeover"]["recall_block_or_review"] == pytest.approx(1.0)
     # flagged: block t1 t3 t7 t10 (legit: t3); block+review adds t4 t9 (legit: t3, t9)
     ct, ato = ps["card_testing"], ps["account_takeover"]
-    assert ct["block"] == {"n": 3, "flagged": 2, "recall": pytest.approx(2 / 3),
-                           "share_of_flagged": pytest.approx(2 / 4), "precision": pytest.approx(2 / 3)}
-    assert ct["block_or_review"] == {"n": 3, "flagged": 2, "recall": pytest.approx(2 / 3),
-                                     "share_of_flagged": pytest.approx(2 / 6), "precision": pytest.approx(2 / 4)}
-    assert ato["block"] == {"n": 2, "flagged": 1, "recall": pytest.approx(1 / 2),
-                            "share_of_flagged": pytest.approx(1 / 4), "precision": pytest.approx(1 / 2)}
-    assert ato["block_or_review"] == {"n": 2, "flagged": 2, "recall": pytest.approx(1.0),
-                                      "share_of_flagged": pytest.approx(2 / 6), "precision": pytest.approx(2 / 4)}
+    assert ct["block"] == {
+        "n": 3,
+        "flagged": 2,
+        "recall": pytest.approx(2 / 3),
+        "share_of_flagged": pytest.approx(2 / 4),
+        "precision": pytest.approx(2 / 3),
+    }
+    assert ct["block_or_review"] == {
+        "n": 3,
+        "flagged": 2,
+        "recall": pytest.approx(2 / 3),
+        "share_of_flagged": pytest.approx(2 / 6),
+        "precision": pytest.approx(2 / 4),
+    }
+    assert ato["block"] == {
+        "n": 2,
+        "flagged": 1,
+        "recall": pytest.approx(1 / 2),
+        "share_of_flagged": pytest.approx(1 / 4),
+        "precision": pytest.approx(1 / 2),
+    }
+    assert ato["block_or_review"] == {
+        "n": 2,
+        "flagged": 2,
+        "recall": pytest.approx(1.0),
+        "share_of_flagged": pytest.approx(2 / 6),
+        "precision": pytest.approx(2 / 4),
+    }
 
     # card precision@100 with 2-5 cards per day: day 0 A, B both defrauded -> 2/100; day 1 C, D, E -> 3/100
     assert m["card_precision_at_100"] == pytest.approx((2 / 100 + 3 / 100) / 2)
@@ -192,9 +247,21 @@ def test_format_report_mentions_the_metrics(files):
 
 
 def test_single_class_gives_no_auc(tmp_path):
-    d = write_jsonl(tmp_path / "d.jsonl", [
-        {"tx_id": "a", "card_id": "A", "event_time": T0, "decision": "allow", "score": 0.1, "rules": [],
-         "latency_ms": 1.0, "late": False}])
+    d = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "tx_id": "a",
+                "card_id": "A",
+                "event_time": T0,
+                "decision": "allow",
+                "score": 0.1,
+                "rules": [],
+                "latency_ms": 1.0,
+                "late": False,
+            }
+        ],
+    )
     lab = write_jsonl(tmp_path / "l.jsonl", [{"tx_id": "a", "is_fraud": 0, "scenario": None}])
     m = evaluate(d, lab)
     assert m["roc_auc"] is None and m["average_precision"] is None
@@ -202,9 +269,21 @@ def test_single_class_gives_no_auc(tmp_path):
 
 
 def test_no_matching_label_is_user_error(tmp_path):
-    d = write_jsonl(tmp_path / "d.jsonl", [
-        {"tx_id": "x", "card_id": "A", "event_time": T0, "decision": "allow", "score": 0.1, "rules": [],
-         "latency_ms": 1.0, "late": False}])
+    d = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "tx_id": "x",
+                "card_id": "A",
+                "event_time": T0,
+                "decision": "allow",
+                "score": 0.1,
+                "rules": [],
+                "latency_ms": 1.0,
+                "late": False,
+            }
+        ],
+    )
     lab = write_jsonl(tmp_path / "l.jsonl", [{"tx_id": "a", "is_fraud": 0, "scenario": None}])
     with pytest.raises(UserError):
         evaluate(d, lab)
@@ -234,8 +313,10 @@ def test_missing_file_is_user_error(tmp_path):
 
 def test_decision_without_score_is_user_error(tmp_path):
     """A malformed decisions file is bad input: a one-line UserError, not a KeyError traceback."""
-    d = write_jsonl(tmp_path / "d.jsonl", [
-        {"tx_id": "a", "card_id": "A", "event_time": T0, "decision": "allow", "rules": [], "latency_ms": 1.0}])
+    d = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"tx_id": "a", "card_id": "A", "event_time": T0, "decision": "allow", "rules": [], "latency_ms": 1.0}],
+    )
     lab = write_jsonl(tmp_path / "l.jsonl", [{"tx_id": "a", "is_fraud": 0, "scenario": None}])
     with pytest.raises(UserError):
         evaluate(d, lab)
@@ -245,21 +326,39 @@ def test_decision_without_score_is_user_error(tmp_path):
 # per scenario: recall, share of the flagged, one-vs-legitimate precision
 # ------------------------------------------------------------------------------------------
 
+
 def scenario_files(tmp_path, rows):
     """rows: (tx_id, decision, is_fraud, scenario) -> (decisions path, labels path)."""
-    decisions = [{"tx_id": tx, "card_id": f"c{i}", "event_time": T0 + i * 60_000, "decision": dec,
-                  "score": {"allow": 0.1, "review": 0.5, "block": 0.9}[dec], "rules": [], "latency_ms": 1.0,
-                  "late": False} for i, (tx, dec, _, _) in enumerate(rows)]
+    decisions = [
+        {
+            "tx_id": tx,
+            "card_id": f"c{i}",
+            "event_time": T0 + i * 60_000,
+            "decision": dec,
+            "score": {"allow": 0.1, "review": 0.5, "block": 0.9}[dec],
+            "rules": [],
+            "latency_ms": 1.0,
+            "late": False,
+        }
+        for i, (tx, dec, _, _) in enumerate(rows)
+    ]
     labels = [{"tx_id": tx, "is_fraud": f, "scenario": sc} for tx, _, f, sc in rows]
     return write_jsonl(tmp_path / "d.jsonl", decisions), write_jsonl(tmp_path / "l.jsonl", labels)
 
 
 PER_SCENARIO_ROWS = [
-    ("a1", "block", 1, "ct"), ("a2", "block", 1, "ct"), ("a3", "review", 1, "ct"), ("a4", "allow", 1, "ct"),
-    ("b1", "review", 1, "ato"), ("b2", "allow", 1, "ato"),
+    ("a1", "block", 1, "ct"),
+    ("a2", "block", 1, "ct"),
+    ("a3", "review", 1, "ct"),
+    ("a4", "allow", 1, "ct"),
+    ("b1", "review", 1, "ato"),
+    ("b2", "allow", 1, "ato"),
     ("u1", "block", 1, None),  # a fraud no scenario names: in the flagged total, not a false alarm
-    ("l1", "block", 0, None), ("l2", "review", 0, None), ("l3", "review", 0, None),
-    ("l4", "allow", 0, None), ("l5", "allow", 0, None),
+    ("l1", "block", 0, None),
+    ("l2", "review", 0, None),
+    ("l3", "review", 0, None),
+    ("l4", "allow", 0, None),
+    ("l5", "allow", 0, None),
 ]
 
 
@@ -270,15 +369,30 @@ def test_per_scenario_hand_example(tmp_path):
     # block+review flags a1 a2 a3 b1 u1 l1 l2 l3: 8 flagged, 3 legitimate (l1 l2 l3)
     # ct (a1-a4, n 4): block 2 flagged -> recall 2/4, share 2/4, precision 2/(2+1)
     #                  block+review 3 -> recall 3/4, share 3/8, precision 3/(3+3)
-    assert ps["ct"]["block"] == {"n": 4, "flagged": 2, "recall": 0.5, "share_of_flagged": 0.5,
-                                 "precision": pytest.approx(2 / 3)}
-    assert ps["ct"]["block_or_review"] == {"n": 4, "flagged": 3, "recall": 0.75, "share_of_flagged": 0.375,
-                                           "precision": 0.5}
+    assert ps["ct"]["block"] == {
+        "n": 4,
+        "flagged": 2,
+        "recall": 0.5,
+        "share_of_flagged": 0.5,
+        "precision": pytest.approx(2 / 3),
+    }
+    assert ps["ct"]["block_or_review"] == {
+        "n": 4,
+        "flagged": 3,
+        "recall": 0.75,
+        "share_of_flagged": 0.375,
+        "precision": 0.5,
+    }
     # ato (b1 b2, n 2): block 0 flagged -> recall 0, share 0/4, precision 0/(0+1)
     #                   block+review 1 -> recall 1/2, share 1/8, precision 1/(1+3)
     assert ps["ato"]["block"] == {"n": 2, "flagged": 0, "recall": 0.0, "share_of_flagged": 0.0, "precision": 0.0}
-    assert ps["ato"]["block_or_review"] == {"n": 2, "flagged": 1, "recall": 0.5, "share_of_flagged": 0.125,
-                                            "precision": 0.25}
+    assert ps["ato"]["block_or_review"] == {
+        "n": 2,
+        "flagged": 1,
+        "recall": 0.5,
+        "share_of_flagged": 0.125,
+        "precision": 0.25,
+    }
     # the keys from before the per-flag breakdown are still there, with the same meaning
     assert ps["ct"]["frauds"] == 4 and ps["ato"]["frauds"] == 2
     assert ps["ct"]["recall_block"] == 0.5 and ps["ct"]["recall_block_or_review"] == 0.75
@@ -293,10 +407,20 @@ def test_per_scenario_zero_denominators_are_null(tmp_path):
     assert ps["ct"]["block"] == {"n": 1, "flagged": 0, "recall": 0.0, "share_of_flagged": None, "precision": None}
     assert ps["ct"]["share_of_blocks"] == 0.0  # old key keeps its old value
     # block+review flags only x1 (no legitimate one): ct precision 1/(1+0), ato precision 0/(0+0)
-    assert ps["ct"]["block_or_review"] == {"n": 1, "flagged": 1, "recall": 1.0, "share_of_flagged": 1.0,
-                                           "precision": 1.0}
-    assert ps["ato"]["block_or_review"] == {"n": 1, "flagged": 0, "recall": 0.0, "share_of_flagged": 0.0,
-                                            "precision": None}
+    assert ps["ct"]["block_or_review"] == {
+        "n": 1,
+        "flagged": 1,
+        "recall": 1.0,
+        "share_of_flagged": 1.0,
+        "precision": 1.0,
+    }
+    assert ps["ato"]["block_or_review"] == {
+        "n": 1,
+        "flagged": 0,
+        "recall": 0.0,
+        "share_of_flagged": 0.0,
+        "precision": None,
+    }
     dumped = orjson.loads(orjson.dumps(m))["per_scenario"]
     assert dumped["ct"]["block"]["precision"] is None and dumped["ct"]["block"]["share_of_flagged"] is None
 
@@ -319,11 +443,13 @@ def test_report_per_scenario_table_is_aligned_and_has_the_legend(tmp_path):
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("per scenario"))
     assert "precision" in lines[start] and "flagged legit" in lines[start] and "only fraud" in lines[start]
-    header, body = lines[start + 2], lines[start + 3:start + 6]
+    header, body = lines[start + 2], lines[start + 3 : start + 6]
     assert header.split() == ["scenario", "n"] + ["recall", "precision", "share"] * 2
     assert [line.split()[0] for line in body] == ["a_scenario_name_longer_than_the_default_column", "ato", "ct"]
+
     # every number column is right-aligned under its header
     def ends(line):
         return [m.end() for m in re.finditer(r"\S+", line)][1:]
+
     for line in body:
         assert ends(line) == ends(header)

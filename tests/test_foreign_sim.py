@@ -94,7 +94,7 @@ def test_format(small):
         assert lab["is_fraud"] in (0, 1)
         assert (lab["scenario"] is None) == (lab["is_fraud"] == 0)
         assert lab["scenario"] is None or lab["scenario"] in SCENARIOS
-    start = dt.datetime(2018, 4, 1, tzinfo=dt.timezone.utc).timestamp() * 1000
+    start = dt.datetime(2018, 4, 1, tzinfo=dt.UTC).timestamp() * 1000
     assert start <= times[0] and times[-1] < start + SMALL["days"] * 86400000
 
 
@@ -103,11 +103,11 @@ def test_written_files_match_generate(small, tmp_path):
     n = foreign_sim.write(*p, **SMALL)
     txs, labels = small
     assert n == len(txs)
-    assert [json.loads(l) for l in p[0].read_text().splitlines()] == txs
-    assert [json.loads(l) for l in p[1].read_text().splitlines()] == labels
-    fb = [json.loads(l) for l in p[2].read_text().splitlines()]
+    assert [json.loads(line) for line in p[0].read_text().splitlines()] == txs
+    assert [json.loads(line) for line in p[1].read_text().splitlines()] == labels
+    fb = [json.loads(line) for line in p[2].read_text().splitlines()]
     assert fb == foreign_sim.feedback_records(txs, labels)
-    assert len(fb) == sum(l["is_fraud"] for l in labels)
+    assert len(fb) == sum(lab["is_fraud"] for lab in labels)
     assert [r["reported_at"] for r in fb] == sorted(r["reported_at"] for r in fb)
     for r in fb:
         assert set(r) == {"tx_id", "card_id", "merchant_id", "event_time", "reported_at"}
@@ -119,12 +119,19 @@ def test_written_files_match_generate(small, tmp_path):
 def test_malformed_lines_are_malformed():
     lines = foreign_sim.malformed_lines()
     assert len(lines) == 10 and len(set(lines)) == 10
-    reasons = [spec_error(l) for l in lines]
+    reasons = [spec_error(line) for line in lines]
     assert None not in reasons
     assert reasons == [
-        "not json", "not json", "not an object", "missing tx_id", "missing card_id",
-        "amount not a number", "amount negative", "amount not finite",
-        "event_time unparseable", "event_time wrong type",
+        "not json",
+        "not json",
+        "not an object",
+        "missing tx_id",
+        "missing card_id",
+        "amount not a number",
+        "amount negative",
+        "amount not finite",
+        "event_time unparseable",
+        "event_time wrong type",
     ]
     # the truncated line really is a prefix-style truncation of an object
     assert lines[1].startswith("{") and not lines[1].rstrip().endswith("}")
@@ -146,13 +153,32 @@ def test_mid_size_fraud_rate():
 def test_cli(tmp_path):
     tx, lab, fb = (tmp_path / n for n in ("tx.jsonl", "lab.jsonl", "fb.jsonl"))
     r = subprocess.run(
-        [sys.executable, "-m", "tests.foreign_sim", "--out", str(tx), "--labels", str(lab),
-         "--feedback", str(fb), "--customers", "60", "--terminals", "150", "--days", "10",
-         "--seed", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tests.foreign_sim",
+            "--out",
+            str(tx),
+            "--labels",
+            str(lab),
+            "--feedback",
+            str(fb),
+            "--customers",
+            "60",
+            "--terminals",
+            "150",
+            "--days",
+            "10",
+            "--seed",
+            "3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     txs, labels = foreign_sim.generate(**SMALL)
     assert tx.read_text() == "".join(foreign_sim._dump(t) for t in txs)
-    assert lab.read_text() == "".join(foreign_sim._dump(l) for l in labels)
+    assert lab.read_text() == "".join(foreign_sim._dump(lab_) for lab_ in labels)
     assert fb.exists()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fraud.errors import ConfigError, UserError
-from fraud.kafka_admin import check_reachable
-from fraud.kafka_config import FROM_CONFIG, kafka_settings
+from fraud.runners.kafka.admin import check_reachable
+from fraud.settings.kafka import FROM_CONFIG, kafka_settings
 
 
 def test_bootstrap_from_file_environment_and_command_line():

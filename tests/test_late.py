@@ -1,8 +1,8 @@
 """The `late` flag and the watermark (SPEC 3)."""
 
-from fraud.detector import Detector, DetectorSettings
-from fraud.records import validate
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector, DetectorSettings
+from fraud.core.records import validate
+from fraud.state.store import StateStore
 
 T0 = 1_767_225_600_000
 
@@ -14,14 +14,19 @@ def _tx(n: int, t: int, card: str = "c") -> object:
 def test_late_flag_follows_the_watermark():
     store = StateStore(None)
     det = Detector(store, settings=DetectorSettings(watermark_bound_ms=5_000))
-    flags = [det.update(_tx(n, t, card)) for n, (t, card) in enumerate([
-        (T0, "a"),               # first event: never late
-        (T0 + 60_000, "b"),      # watermark -> T0 + 55 s
-        (T0 + 56_000, "a"),      # behind max but ahead of the watermark: on time
-        (T0 + 54_999, "c"),      # behind the watermark: late (another card: the watermark is global)
-        (T0 + 55_000, "a"),      # exactly at the watermark: not late
-        (T0 - 3_600_000, "a"),   # an hour behind: late
-    ])]
+    flags = [
+        det.update(_tx(n, t, card))
+        for n, (t, card) in enumerate(
+            [
+                (T0, "a"),  # first event: never late
+                (T0 + 60_000, "b"),  # watermark -> T0 + 55 s
+                (T0 + 56_000, "a"),  # behind max but ahead of the watermark: on time
+                (T0 + 54_999, "c"),  # behind the watermark: late (another card: the watermark is global)
+                (T0 + 55_000, "a"),  # exactly at the watermark: not late
+                (T0 - 3_600_000, "a"),  # an hour behind: late
+            ]
+        )
+    ]
     assert flags == [False, False, False, True, False, True]
     assert det.watermark == T0 + 55_000
     store.close()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 
-from fraud.model import FastModel, _float64_bound, load_model, model_spec, save_model
+from fraud.scoring.model import FastModel, _float64_bound, load_model, model_spec, save_model
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +15,8 @@ def fitted():
     rng = np.random.default_rng(0)
     n = 4000
     X = rng.normal(size=(n, 6))
-    X[rng.random((n, 6)) < 0.15] = np.nan          # missing values, routed per node
-    X[:, 5] = np.round(X[:, 5])                      # ties on thresholds
+    X[rng.random((n, 6)) < 0.15] = np.nan  # missing values, routed per node
+    X[:, 5] = np.round(X[:, 5])  # ties on thresholds
     logit = 2 * np.nan_to_num(X[:, 0]) - 1.5 * np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2]) - 3
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     clf = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, random_state=0).fit(X, y)
@@ -68,7 +68,8 @@ def test_fast_path_after_save_load_and_rebinding(fitted, tmp_path):
 
 
 def test_shipped_default_model_loads():
-    from fraud.config import DEFAULT_MODEL
+    from fraud.settings.pipeline import DEFAULT_MODEL
+
     model = load_model(DEFAULT_MODEL)
     assert model.features and 0 < model.thresholds["review"] <= model.thresholds["block"] < 1
     assert 0.0 <= model.score([0.0] * len(model.features)) <= 1.0
@@ -77,11 +78,17 @@ def test_shipped_default_model_loads():
 def test_boosted_only_v1_model_files_still_load(fitted):
     clf, _, X, names = fitted
     spec = model_spec(names, clf)
-    v1 = {"format": "fraudstream-gbt/1", "features": names, "baseline": spec["boosted"]["baseline"],
-          "trees": spec["boosted"]["trees"], "thresholds": {"review": 0.1, "block": 0.5}}
+    v1 = {
+        "format": "fraudstream-gbt/1",
+        "features": names,
+        "baseline": spec["boosted"]["baseline"],
+        "trees": spec["boosted"]["trees"],
+        "thresholds": {"review": 0.1, "block": 0.5},
+    }
     fast = FastModel(v1)
-    np.testing.assert_allclose([fast.score(list(r)) for r in X[:200]], clf.predict_proba(X[:200])[:, 1],
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        [fast.score(list(r)) for r in X[:200]], clf.predict_proba(X[:200])[:, 1], rtol=1e-12, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("forest_weight", [0.0, 0.7])
@@ -100,13 +107,16 @@ def test_scoring_rows_together_is_bitwise_equal_to_one_by_one(fitted, forest_wei
     want = [fast.score(list(r)) for r in R]
     assert fast.score_rows(R) == want
     assert fast.score_rows(R[:1]) == want[:1]
-    assert sum((fast.score_rows(R[i:i + 37]) for i in range(0, len(R), 37)), []) == want
+    assert sum((fast.score_rows(R[i : i + 37]) for i in range(0, len(R), 37)), []) == want
 
 
 def test_shipped_model_scores_rows_as_one_by_one():
-    from fraud.config import DEFAULT_MODEL
+    from fraud.settings.pipeline import DEFAULT_MODEL
+
     model = load_model(DEFAULT_MODEL)
     rng = np.random.default_rng(3)
-    R = rng.lognormal(size=(300, len(model.features))) * rng.choice([0.0, 1.0, 10.0, 1000.0], size=(300, len(model.features)))
+    R = rng.lognormal(size=(300, len(model.features))) * rng.choice(
+        [0.0, 1.0, 10.0, 1000.0], size=(300, len(model.features))
+    )
     R[rng.random(R.shape) < 0.2] = np.nan
     assert model.score_rows(R) == [model.score(list(r)) for r in R]

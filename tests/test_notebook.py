@@ -1,4 +1,5 @@
 """notebooks/results.ipynb runs top to bottom on the files a (small) `fraud demo` run leaves behind."""
+
 from __future__ import annotations
 
 import os
@@ -22,14 +23,13 @@ SMALL_DEMO = {"cards": 300, "days": 12, "seed": 3}
 @pytest.fixture(scope="module")
 def small_demo_dir(tmp_path_factory) -> Path:
     """A directory with everything `fraud demo` writes, from a small in-process run; yields its path."""
-    from fraud.demo import run_demo
+    from fraud.offline.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     t0 = time.perf_counter()
     run_demo(str(out), **SMALL_DEMO)
     elapsed = time.perf_counter() - t0
-    for name in ("transactions.jsonl", "labels.jsonl", "decisions.jsonl", "metrics.json",
-                 "model/model_card.json"):
+    for name in ("transactions.jsonl", "labels.jsonl", "decisions.jsonl", "metrics.json", "model/model_card.json"):
         assert (out / name).is_file(), f"run_demo left no {name} ({elapsed:.1f}s)"
     return out
 
@@ -47,8 +47,9 @@ def test_notebook_runs_on_demo_output(small_demo_dir):
     saved = os.environ.get("FRAUD_DEMO_DIR")
     os.environ["FRAUD_DEMO_DIR"] = str(small_demo_dir)  # the kernel inherits os.environ
     try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        ).execute()
     finally:
         if saved is None:
             os.environ.pop("FRAUD_DEMO_DIR", None)

@@ -2,15 +2,15 @@
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud.records import BadRecord, Transaction, decode
+from fraud.core.records import BadRecord, Transaction, decode
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ms(dt: datetime) -> int:
@@ -19,8 +19,13 @@ def ms(dt: datetime) -> int:
 
 
 def base(**over):
-    rec = {"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 12.5,
-           "event_time": "2026-01-05T12:00:00.250Z"}
+    rec = {
+        "tx_id": "t1",
+        "card_id": "c1",
+        "merchant_id": "m1",
+        "amount": 12.5,
+        "event_time": "2026-01-05T12:00:00.250Z",
+    }
     for k, v in over.items():
         if v is DROP:
             rec.pop(k, None)
@@ -40,20 +45,24 @@ def line(**over) -> bytes:
 # accepted
 # ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("2026-01-05T12:00:00.250Z", datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=timezone.utc)),
-    ("2026-01-05T12:00:00Z", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
-    ("2026-01-05T12:00:00z", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
-    ("2026-01-05T12:00:00+00:00", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
-    ("2026-01-05T14:30:00+02:30", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
-    ("2026-01-05T07:00:00.5-05:00", datetime(2026, 1, 5, 12, 0, 0, 500000, tzinfo=timezone.utc)),
-    ("2026-01-05T12:00:00.123456+00:00", datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=timezone.utc)),
-    # naive ISO: read as UTC
-    ("2026-01-05T12:00:00", datetime(2026, 1, 5, 12, tzinfo=timezone.utc)),
-    ("2026-01-05T12:00:00.999", datetime(2026, 1, 5, 12, 0, 0, 999000, tzinfo=timezone.utc)),
-    # before the epoch
-    ("1969-12-31T23:59:59.500Z", datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc)),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-01-05T12:00:00.250Z", datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=UTC)),
+        ("2026-01-05T12:00:00Z", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        ("2026-01-05T12:00:00z", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        ("2026-01-05T12:00:00+00:00", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        ("2026-01-05T14:30:00+02:30", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        ("2026-01-05T07:00:00.5-05:00", datetime(2026, 1, 5, 12, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-01-05T12:00:00.123456+00:00", datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=UTC)),
+        # naive ISO: read as UTC
+        ("2026-01-05T12:00:00", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        ("2026-01-05T12:00:00.999", datetime(2026, 1, 5, 12, 0, 0, 999000, tzinfo=UTC)),
+        # before the epoch
+        ("1969-12-31T23:59:59.500Z", datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)),
+    ],
+)
 def test_iso_event_time(text, expected):
     tx = decode(line(event_time=text))
     assert isinstance(tx, Transaction)
@@ -77,7 +86,7 @@ def test_epoch_ms_event_time(value):
 
 def test_epoch_and_iso_styles_agree():
     iso = decode(line(event_time="2026-01-05T12:00:00.250Z")).ts
-    epoch = decode(line(event_time=ms(datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=timezone.utc)))).ts
+    epoch = decode(line(event_time=ms(datetime(2026, 1, 5, 12, 0, 0, 250000, tzinfo=UTC)))).ts
     assert iso == epoch == 1767614400250
 
 
@@ -132,6 +141,7 @@ def test_lat_lon_bounds_inclusive(lat, lon):
 # refused
 # ------------------------------------------------------------------------------------------
 
+
 def reason(raw) -> str:
     with pytest.raises(BadRecord) as exc:
         decode(raw)
@@ -141,8 +151,9 @@ def reason(raw) -> str:
     return msg
 
 
-@pytest.mark.parametrize("raw", [b"this is not JSON", b"{", b'{"tx_id": "t1",',
-                                 b"{'tx_id': 't1'}", b"\xff\xfe\x00", line()[:-1]])
+@pytest.mark.parametrize(
+    "raw", [b"this is not JSON", b"{", b'{"tx_id": "t1",', b"{'tx_id': 't1'}", b"\xff\xfe\x00", line()[:-1]]
+)
 def test_not_json(raw):
     assert "json" in reason(raw).lower()
 
@@ -152,8 +163,16 @@ def test_blank_is_an_empty_record(raw):
     assert reason(raw).startswith("empty record")
 
 
-@pytest.mark.parametrize("raw, kind", [(b'["t1", "c1", "m1", 12.5, 1]', "list"), (b'"t1"', "str"),
-                                       (b"12", "int"), (b"null", "NoneType"), (b"true", "bool")])
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b'["t1", "c1", "m1", 12.5, 1]', "list"),
+        (b'"t1"', "str"),
+        (b"12", "int"),
+        (b"null", "NoneType"),
+        (b"true", "bool"),
+    ],
+)
 def test_not_an_object(raw, kind):
     msg = reason(raw)
     assert "object" in msg
@@ -171,10 +190,19 @@ def test_null_required_field(field):
     assert field in reason(line(**{field: None}))
 
 
-@pytest.mark.parametrize("field, value", [
-    ("tx_id", 17), ("tx_id", ["t1"]), ("tx_id", True), ("card_id", 4111), ("card_id", {"a": 1}),
-    ("merchant_id", 3.5), ("tx_id", ""), ("card_id", ""),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("tx_id", 17),
+        ("tx_id", ["t1"]),
+        ("tx_id", True),
+        ("card_id", 4111),
+        ("card_id", {"a": 1}),
+        ("merchant_id", 3.5),
+        ("tx_id", ""),
+        ("card_id", ""),
+    ],
+)
 def test_id_wrong_type(field, value):
     assert field in reason(line(**{field: value}))
 
@@ -202,14 +230,23 @@ def test_event_time_wrong_type(value):
     assert "event_time" in reason(line(event_time=value))
 
 
-@pytest.mark.parametrize("text", ["not a time, 32nd of Smarch", "", "2026-13-01T00:00:00Z",
-                                  "2026-01-05T25:00:00Z", "yesterday", "2026/01/05 12:00",
-                                  "1767614400250"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not a time, 32nd of Smarch",
+        "",
+        "2026-13-01T00:00:00Z",
+        "2026-01-05T25:00:00Z",
+        "yesterday",
+        "2026/01/05 12:00",
+        "1767614400250",
+    ],
+)
 def test_event_time_unparseable(text):
     assert "event_time" in reason(line(event_time=text))
 
 
-@pytest.mark.parametrize("value", [2 ** 63, 2 ** 64 + 5, 10 ** 30, 1e300])
+@pytest.mark.parametrize("value", [2**63, 2**64 + 5, 10**30, 1e300])
 def test_event_time_out_of_any_sane_range(value):
     """An epoch beyond int64 is not a time: it must be a BadRecord, not a crash further down
     (history serialisation packs `ts` as int64 and dies with OverflowError)."""
@@ -217,8 +254,10 @@ def test_event_time_out_of_any_sane_range(value):
     assert "event_time" in reason(raw)
 
 
-@pytest.mark.parametrize("field, value", [("lat", 90.5), ("lat", -91), ("lon", 180.01), ("lon", -200),
-                                          ("lat", "45"), ("lat", True), ("lon", [1])])
+@pytest.mark.parametrize(
+    "field, value",
+    [("lat", 90.5), ("lat", -91), ("lon", 180.01), ("lon", -200), ("lat", "45"), ("lat", True), ("lon", [1])],
+)
 def test_coordinates_out_of_range_or_wrong_type(field, value):
     other = "lon" if field == "lat" else "lat"
     assert field in reason(line(**{field: value, other: 1.0}))
@@ -234,16 +273,21 @@ def test_optional_string_wrong_type(field):
 # ------------------------------------------------------------------------------------------
 
 ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
-aware = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
-                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
-                                                timezone(timedelta(hours=-8))]))
+aware = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
+)
 
 
 @st.composite
 def valid_records(draw):
-    rec = {"tx_id": draw(ids), "card_id": draw(ids), "merchant_id": draw(ids),
-           "amount": draw(st.one_of(st.integers(0, 10 ** 9),
-                                    st.floats(0, 1e12, allow_nan=False, allow_infinity=False)))}
+    rec = {
+        "tx_id": draw(ids),
+        "card_id": draw(ids),
+        "merchant_id": draw(ids),
+        "amount": draw(st.one_of(st.integers(0, 10**9), st.floats(0, 1e12, allow_nan=False, allow_infinity=False))),
+    }
     dt = draw(aware)
     style = draw(st.sampled_from(["epoch", "iso", "z", "naive"]))
     if style == "epoch":
@@ -251,9 +295,9 @@ def valid_records(draw):
     elif style == "iso":
         rec["event_time"] = dt.isoformat()
     elif style == "z":
-        rec["event_time"] = dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+        rec["event_time"] = dt.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
     else:
-        rec["event_time"] = dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+        rec["event_time"] = dt.astimezone(UTC).replace(tzinfo=None).isoformat()
     if draw(st.booleans()):
         rec["lat"] = draw(st.floats(-90, 90))
         rec["lon"] = draw(st.floats(-180, 180))

@@ -9,15 +9,14 @@ import time
 
 import orjson
 import pytest
-
-from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
-from fraud.detector import Detector
-from fraud.embedded import run_file
-from fraud.model import load_model
-from fraud.rules import load_rules
-from fraud.state_store import StateStore
-
 from conftest import FRAUD
+
+from fraud.core.detector import Detector
+from fraud.runners.embedded import run_file
+from fraud.scoring.model import load_model
+from fraud.scoring.rules import load_rules
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.state.store import StateStore
 
 
 def _decisions(path) -> list[dict]:
@@ -34,8 +33,7 @@ def _run(tx, out, state, stop_after=None, every=500):
     store = StateStore(state, cache_size=50)  # small cache: dirty cards go through the pending batch
     try:
         det = Detector(store, rules=load_rules(DEFAULT_RULES), model=model)
-        return run_file(det, str(tx), str(out), str(out) + ".bad", checkpoint_every=every,
-                        stop_after=stop_after)
+        return run_file(det, str(tx), str(out), str(out) + ".bad", checkpoint_every=every, stop_after=stop_after)
     finally:
         store.close()
 
@@ -61,8 +59,11 @@ def test_sigkill_mid_stream_then_restart(small_stream, tmp_path):
     cfg = tmp_path / "pipeline.yaml"
     cfg.write_text("state:\n  checkpoint_every: 300\n  cache_cards: 100\n")
     base = [FRAUD, "detect", "--input", str(tx), "--config", str(cfg)]
-    subprocess.run(base + ["--output", str(tmp_path / "ref.jsonl"), "--state", str(tmp_path / "ref")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        base + ["--output", str(tmp_path / "ref.jsonl"), "--state", str(tmp_path / "ref")],
+        check=True,
+        capture_output=True,
+    )
     out = tmp_path / "out.jsonl"
     args = base + ["--output", str(out), "--state", str(tmp_path / "st")]
     total = sum(1 for _ in open(tx, "rb"))

@@ -14,19 +14,27 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud import kernel_scoring as K
-from fraud.rules import parse_rules
+from fraud.core import score_kernel as K
+from fraud.scoring.rules import parse_rules
 
 FEATURES = ["amount", "count_10m", "sum_1h", "speed_kmh"]
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-       "!=": operator.ne}
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
-leaf = st.builds(lambda f, op, v: {"feature": f, "op": op, "value": v},
-                 st.sampled_from(FEATURES), st.sampled_from(list(OPS)), st.sampled_from([0, 1, 2.5, 3, 10]))
-condition = st.recursive(leaf, lambda inner: st.one_of(
-    st.builds(lambda c: {"not": c}, inner),
-    st.builds(lambda cs: {"all": cs}, st.lists(inner, min_size=1, max_size=4)),
-    st.builds(lambda cs: {"any": cs}, st.lists(inner, min_size=1, max_size=4))), max_leaves=12)
+leaf = st.builds(
+    lambda f, op, v: {"feature": f, "op": op, "value": v},
+    st.sampled_from(FEATURES),
+    st.sampled_from(list(OPS)),
+    st.sampled_from([0, 1, 2.5, 3, 10]),
+)
+condition = st.recursive(
+    leaf,
+    lambda inner: st.one_of(
+        st.builds(lambda c: {"not": c}, inner),
+        st.builds(lambda cs: {"all": cs}, st.lists(inner, min_size=1, max_size=4)),
+        st.builds(lambda cs: {"any": cs}, st.lists(inner, min_size=1, max_size=4)),
+    ),
+    max_leaves=12,
+)
 value = st.sampled_from([math.nan, 0.0, 1.0, 2.5, 3.0, 7.0, 10.0, 11.0])
 
 
@@ -42,8 +50,10 @@ def reference(cond: dict, x: dict[str, float]) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(condition, st.sampled_from(["allow", "review", "block"])), min_size=1, max_size=5),
-       st.lists(st.fixed_dictionaries({f: value for f in FEATURES}), min_size=1, max_size=6))
+@given(
+    st.lists(st.tuples(condition, st.sampled_from(["allow", "review", "block"])), min_size=1, max_size=5),
+    st.lists(st.fixed_dictionaries({f: value for f in FEATURES}), min_size=1, max_size=6),
+)
 def test_program_equals_reference(rules, rows):
     rs = parse_rules({"rules": [{"name": f"r{i}", "when": c, "action": a} for i, (c, a) in enumerate(rules)]})
     index = {f: i for i, f in enumerate(FEATURES)}
@@ -56,5 +66,6 @@ def test_program_equals_reference(rules, rows):
         want = [reference(c, row) for c, _ in rules]
         assert fired[k].tolist() == want
         assert nfired == sum(want)
-        assert severity == max([("allow", "review", "block").index(a) for (_, a), w in zip(rules, want) if w],
-                               default=0)
+        assert severity == max(
+            [("allow", "review", "block").index(a) for (_, a), w in zip(rules, want) if w], default=0
+        )

@@ -8,18 +8,21 @@ import numpy as np
 import pytest
 import yaml
 
+from fraud.core import score_kernel as K
 from fraud.errors import ConfigError, UserError
-from fraud.features import FeaturePlan
-from fraud import kernel_scoring as K
-from fraud.rules import ACTIONS, RuleSet, load_rules, parse_rules
+from fraud.scoring.features import FeaturePlan
+from fraud.scoring.rules import ACTIONS, RuleSet, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 NAN = float("nan")
 
 
 def rule(name="r1", action="block", when=None, **extra):
-    r = {"name": name, "action": action,
-         "when": when if when is not None else {"feature": "amount", "op": ">", "value": 1}}
+    r = {
+        "name": name,
+        "action": action,
+        "when": when if when is not None else {"feature": "amount", "op": ">", "value": 1},
+    }
     r.update(extra)
     return r
 
@@ -38,6 +41,7 @@ def refuse(doc, *parts, source="rules.yaml"):
 # ------------------------------------------------------------------------------------------
 # loading
 # ------------------------------------------------------------------------------------------
+
 
 def test_shipped_rules_load():
     rs = load_rules(ROOT / "config" / "rules.yaml")
@@ -68,6 +72,7 @@ def test_config_error_is_user_error():
 # validation: every error names the file, the rule and the field
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["Card_Testing", "card-testing", "card testing", "", 12, None, "é"])
 def test_bad_name(name):
     refuse({"rules": [rule(name=name)]}, "rule #1", "name")
@@ -92,28 +97,65 @@ def test_unknown_action(action):
 
 
 def test_unknown_feature_path():
-    when = {"all": [{"feature": "amount", "op": ">", "value": 1},
-                    {"feature": "count_90x", "op": ">=", "value": 3}]}
+    when = {"all": [{"feature": "amount", "op": ">", "value": 1}, {"feature": "count_90x", "op": ">=", "value": 3}]}
     refuse({"rules": [rule("burst", when=when)]}, "'burst'", "when.all[1].feature", "count_90x")
 
 
 def test_unknown_feature_nested_path():
-    when = {"any": [{"feature": "amount", "op": ">", "value": 1},
-                    {"not": {"all": [{"feature": "amount", "op": ">", "value": 1},
-                                     {"feature": "median_1h", "op": ">", "value": 1}]}}]}
+    when = {
+        "any": [
+            {"feature": "amount", "op": ">", "value": 1},
+            {
+                "not": {
+                    "all": [
+                        {"feature": "amount", "op": ">", "value": 1},
+                        {"feature": "median_1h", "op": ">", "value": 1},
+                    ]
+                }
+            },
+        ]
+    }
     refuse({"rules": [rule("deep", when=when)]}, "'deep'", "when.any[1].not.all[1].feature", "median_1h")
 
 
-@pytest.mark.parametrize("feature", ["count_90x", "median_1h", "count_0m", "count_10", "count10m",
-                                     "Count_10m", "sum_24H", "amount ", "distinct_merchant_24h", 3, None])
+@pytest.mark.parametrize(
+    "feature",
+    [
+        "count_90x",
+        "median_1h",
+        "count_0m",
+        "count_10",
+        "count10m",
+        "Count_10m",
+        "sum_24H",
+        "amount ",
+        "distinct_merchant_24h",
+        3,
+        None,
+    ],
+)
 def test_unknown_features_refused(feature):
-    refuse({"rules": [rule("f", when={"feature": feature, "op": ">", "value": 1})]},
-           "'f'", "when.feature")
+    refuse({"rules": [rule("f", when={"feature": feature, "op": ">", "value": 1})]}, "'f'", "when.feature")
 
 
-@pytest.mark.parametrize("feature", ["count_90m", "count_10m", "sum_24h", "avg_30d", "min_1h", "max_45s",
-                                     "distinct_merchants_7d", "amount", "secs_since_prev", "speed_kmh",
-                                     "dist_prev_km", "new_merchant", "amount_z_30d"])
+@pytest.mark.parametrize(
+    "feature",
+    [
+        "count_90m",
+        "count_10m",
+        "sum_24h",
+        "avg_30d",
+        "min_1h",
+        "max_45s",
+        "distinct_merchants_7d",
+        "amount",
+        "secs_since_prev",
+        "speed_kmh",
+        "dist_prev_km",
+        "new_merchant",
+        "amount_z_30d",
+    ],
+)
 def test_known_features_accepted(feature):
     rs = parse_rules({"rules": [rule("f", when={"feature": feature, "op": ">=", "value": 1})]})
     assert rs.features == [feature]
@@ -133,8 +175,7 @@ def test_non_numeric_value(value):
 
 def test_huge_integer_value_is_config_error():
     """A YAML integer too large for a float must be a ConfigError, not an OverflowError traceback."""
-    refuse({"rules": [rule("v", when={"feature": "amount", "op": ">", "value": 10 ** 400})]},
-           "'v'", "when.value")
+    refuse({"rules": [rule("v", when={"feature": "amount", "op": ">", "value": 10**400})]}, "'v'", "when.value")
 
 
 @pytest.mark.parametrize("key", ["all", "any"])
@@ -152,19 +193,31 @@ def test_condition_not_a_mapping():
 
 
 def test_two_combinators_in_one_condition():
-    refuse({"rules": [rule("two", when={"all": [{"feature": "amount", "op": ">", "value": 1}],
-                                        "any": [{"feature": "amount", "op": ">", "value": 1}]})]},
-           "'two'", "when")
+    refuse(
+        {
+            "rules": [
+                rule(
+                    "two",
+                    when={
+                        "all": [{"feature": "amount", "op": ">", "value": 1}],
+                        "any": [{"feature": "amount", "op": ">", "value": 1}],
+                    },
+                )
+            ]
+        },
+        "'two'",
+        "when",
+    )
 
 
 def test_unknown_key_in_condition():
-    refuse({"rules": [rule("k", when={"feature": "amount", "op": ">", "value": 1, "unit": "eur"})]},
-           "'k'", "when", "unit")
+    refuse(
+        {"rules": [rule("k", when={"feature": "amount", "op": ">", "value": 1, "unit": "eur"})]}, "'k'", "when", "unit"
+    )
 
 
 def test_unknown_combinator():
-    refuse({"rules": [rule("k", when={"none": [{"feature": "amount", "op": ">", "value": 1}]})]},
-           "'k'", "when", "none")
+    refuse({"rules": [rule("k", when={"none": [{"feature": "amount", "op": ">", "value": 1}]})]}, "'k'", "when", "none")
 
 
 def test_unknown_key_in_rule():
@@ -198,16 +251,19 @@ def test_rule_not_a_mapping():
     refuse({"rules": ["r1"]}, "rule #1")
 
 
-@pytest.mark.parametrize("thresholds, part", [
-    ({"review": 1.5}, "thresholds.review"),
-    ({"block": -0.1}, "thresholds.block"),
-    ({"review": "0.5"}, "thresholds.review"),
-    ({"block": True}, "thresholds.block"),
-    ({"review": NAN}, "thresholds.review"),
-    ({"review": 0.9, "block": 0.5}, "review must be <= block"),
-    ({"review": 0.5, "reject": 0.7}, "thresholds"),
-    ([0.5, 0.9], "thresholds"),
-])
+@pytest.mark.parametrize(
+    "thresholds, part",
+    [
+        ({"review": 1.5}, "thresholds.review"),
+        ({"block": -0.1}, "thresholds.block"),
+        ({"review": "0.5"}, "thresholds.review"),
+        ({"block": True}, "thresholds.block"),
+        ({"review": NAN}, "thresholds.review"),
+        ({"review": 0.9, "block": 0.5}, "review must be <= block"),
+        ({"review": 0.5, "reject": 0.7}, "thresholds"),
+        ([0.5, 0.9], "thresholds"),
+    ],
+)
 def test_bad_thresholds(thresholds, part):
     refuse({"thresholds": thresholds, "rules": []}, part)
 
@@ -228,10 +284,13 @@ def test_whole_file_refused_on_one_error():
 # load_rules: files
 # ------------------------------------------------------------------------------------------
 
+
 def test_invalid_yaml_names_line(tmp_path):
     p = tmp_path / "bad.yaml"
-    p.write_text("rules:\n  - name: a\n    action: block\n    when: {feature: amount, op: '>', value: 1\n"
-                 "  - name: b\n", encoding="utf-8")
+    p.write_text(
+        "rules:\n  - name: a\n    action: block\n    when: {feature: amount, op: '>', value: 1\n  - name: b\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as exc:
         load_rules(p)
     msg = str(exc.value)
@@ -252,8 +311,10 @@ def test_invalid_yaml_line_number_is_right(tmp_path):
 def test_repeated_key_is_refused_at_its_line(tmp_path):
     """YAML 1.1 keeps the last of two equal keys without a word: an analyst's copy-paste slip."""
     p = tmp_path / "dup.yaml"
-    p.write_text("rules:\n  - name: r1\n    name: r2\n    action: block\n"
-                 "    when: {feature: amount, op: '>', value: 1}\n", encoding="utf-8")
+    p.write_text(
+        "rules:\n  - name: r1\n    name: r2\n    action: block\n    when: {feature: amount, op: '>', value: 1}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as exc:
         load_rules(p)
     assert "duplicate key 'name'" in str(exc.value) and "line 3" in str(exc.value)
@@ -261,15 +322,21 @@ def test_repeated_key_is_refused_at_its_line(tmp_path):
 
 def test_exponent_without_a_dot_is_a_number(tmp_path):
     p = tmp_path / "e.yaml"
-    p.write_text("rules:\n  - name: big\n    action: review\n    when: {feature: amount, op: '>', value: 1e4}\n",
-                 encoding="utf-8")
+    p.write_text(
+        "rules:\n  - name: big\n    action: review\n    when: {feature: amount, op: '>', value: 1e4}\n",
+        encoding="utf-8",
+    )
     assert load_rules(p).rules[0].when["value"] == 10_000.0
 
 
 def test_window_longer_than_the_kept_history_is_refused():
     parse_rules({"rules": [rule("y", when={"feature": "count_366d", "op": ">", "value": 1})]})
-    refuse({"rules": [rule("w", when={"feature": "count_99999d", "op": ">", "value": 1})]},
-           "'w'", "when.feature", "366 days")
+    refuse(
+        {"rules": [rule("w", when={"feature": "count_99999d", "op": ">", "value": 1})]},
+        "'w'",
+        "when.feature",
+        "366 days",
+    )
 
 
 def test_missing_file(tmp_path):
@@ -281,9 +348,24 @@ def test_missing_file(tmp_path):
 
 def test_validation_error_from_file_names_file(tmp_path):
     p = tmp_path / "r.yaml"
-    p.write_text(yaml.safe_dump({"rules": [rule("x", when={"all": [
-        {"feature": "amount", "op": ">", "value": 1}, {"feature": "count_90x", "op": ">", "value": 1}]})]}),
-        encoding="utf-8")
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    rule(
+                        "x",
+                        when={
+                            "all": [
+                                {"feature": "amount", "op": ">", "value": 1},
+                                {"feature": "count_90x", "op": ">", "value": 1},
+                            ]
+                        },
+                    )
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as exc:
         load_rules(p)
     msg = str(exc.value)
@@ -292,7 +374,8 @@ def test_validation_error_from_file_names_file(tmp_path):
 
 def test_spec_example_loads(tmp_path):
     p = tmp_path / "r.yaml"
-    p.write_text("""
+    p.write_text(
+        """
 thresholds:
   review: 0.5
   block: 0.9
@@ -304,7 +387,9 @@ rules:
         - {feature: count_10m, op: ">=", value: 5}
         - {feature: amount, op: "<", value: 5}
     action: block
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     rs = load_rules(p)
     assert rs.thresholds == {"review": 0.5, "block": 0.9}
     assert rs.features == ["count_10m", "amount"]
@@ -314,6 +399,7 @@ rules:
 # ------------------------------------------------------------------------------------------
 # semantics
 # ------------------------------------------------------------------------------------------
+
 
 def compile_one(when, extra=()):
     rs = parse_rules({"rules": [rule("r", when=when)]})
@@ -326,9 +412,11 @@ def compile_one(when, extra=()):
         for k, x in values.items():
             X[0, plan.index[k]] = x
         fired = np.zeros((1, 1), dtype=np.bool_)
-        K.rules(0, X, prog.code, prog.consts, prog.spans, prog.severity,
-                 np.empty(len(prog.code), dtype=np.bool_), fired)
+        K.rules(
+            0, X, prog.code, prog.consts, prog.spans, prog.severity, np.empty(len(prog.code), dtype=np.bool_), fired
+        )
         return bool(fired[0, 0])
+
     return run
 
 
@@ -336,18 +424,32 @@ def C(feature, op, value):
     return {"feature": feature, "op": op, "value": value}
 
 
-@pytest.mark.parametrize("op, x, expected", [
-    ("<", 4, True), ("<", 5, False), ("<=", 5, True), ("<=", 6, False), (">", 6, True), (">", 5, False),
-    (">=", 5, True), (">=", 4, False), ("==", 5, True), ("==", 5.0001, False), ("!=", 4, True), ("!=", 5, False),
-])
+@pytest.mark.parametrize(
+    "op, x, expected",
+    [
+        ("<", 4, True),
+        ("<", 5, False),
+        ("<=", 5, True),
+        ("<=", 6, False),
+        (">", 6, True),
+        (">", 5, False),
+        (">=", 5, True),
+        (">=", 4, False),
+        ("==", 5, True),
+        ("==", 5.0001, False),
+        ("!=", 4, True),
+        ("!=", 5, False),
+    ],
+)
 def test_ops(op, x, expected):
     assert compile_one(C("amount", op, 5))(amount=x) is expected
 
 
 def test_nested_all_any_not():
     # block when count_10m >= 3 and (amount < 3 or not (sum_1h <= 100))
-    run = compile_one({"all": [C("count_10m", ">=", 3),
-                               {"any": [C("amount", "<", 3), {"not": C("sum_1h", "<=", 100)}]}]})
+    run = compile_one(
+        {"all": [C("count_10m", ">=", 3), {"any": [C("amount", "<", 3), {"not": C("sum_1h", "<=", 100)}]}]}
+    )
     assert run(count_10m=3, amount=1, sum_1h=50) is True
     assert run(count_10m=3, amount=10, sum_1h=150) is True
     assert run(count_10m=3, amount=10, sum_1h=100) is False
@@ -368,8 +470,9 @@ def test_any_single_and_all_single():
 
 def test_binds_to_slots_of_a_larger_plan():
     """Slots come from the plan's index, whatever order the plan has its features in."""
-    run = compile_one({"all": [C("max_10m", "<", 5), C("amount", ">", 1)]},
-                      extra=["sum_24h", "count_10m", "secs_since_prev"])
+    run = compile_one(
+        {"all": [C("max_10m", "<", 5), C("amount", ">", 1)]}, extra=["sum_24h", "count_10m", "secs_since_prev"]
+    )
     assert run(max_10m=4, amount=2, sum_24h=1e9, count_10m=100) is True
     assert run(max_10m=6, amount=2) is False
 
@@ -401,14 +504,22 @@ def test_action_severity_order():
 
 
 def test_features_deduplicated_in_order():
-    rs = parse_rules({"rules": [rule("a", when={"all": [C("count_90m", ">", 1), C("amount", ">", 1)]}),
-                                rule("b", when={"any": [C("amount", "<", 1), C("sum_2h", ">", 1)]})]})
+    rs = parse_rules(
+        {
+            "rules": [
+                rule("a", when={"all": [C("count_90m", ">", 1), C("amount", ">", 1)]}),
+                rule("b", when={"any": [C("amount", "<", 1), C("sum_2h", ">", 1)]}),
+            ]
+        }
+    )
     assert rs.features == ["count_90m", "amount", "sum_2h"]
 
 
-def test_no_eval_in_rules_source():
-    src = (ROOT / "fraud" / "rules.py").read_text(encoding="utf-8")
-    assert not re.search(r"\beval\s*\(", src)
-    assert not re.search(r"\bexec\s*\(", src)
-    assert not re.search(r"(?<![\w.])compile\s*\(", src)  # builtin compile(); re.compile is fine
-    assert "__import__" not in src
+def test_no_eval_anywhere_in_the_package():
+    """Rules, models and config are data: no module of the package evaluates text as code."""
+    for path in (ROOT / "fraud").rglob("*.py"):
+        src = path.read_text(encoding="utf-8")
+        assert not re.search(r"\beval\s*\(", src), path
+        assert not re.search(r"\bexec\s*\(", src), path
+        assert not re.search(r"(?<![\w.])compile\s*\(", src), path  # builtin compile(); re.compile is fine
+        assert "__import__" not in src, path

@@ -1,4 +1,5 @@
 """Simulator contract: SPEC section 1 record formats, determinism, scenarios, arrival order."""
+
 from __future__ import annotations
 
 import math
@@ -181,7 +182,7 @@ def test_iso_ms_matches_numpy(ms):
 def test_card_tokens_are_never_refused_as_card_numbers():
     """A hex token whose 16 digits happen to be all decimal and Luhn-valid would be dead-lettered by
     the detector: the simulator changes its first digit, and leaves every other token as drawn."""
-    from fraud.redact import looks_like_pan
+    from fraud.core.redact import looks_like_pan
     from generator.population import _card_tokens
 
     drawn = np.array([int("4111111111111111", 16), int("9a32978791841116", 16), 7], dtype=np.uint64)

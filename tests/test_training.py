@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fraud.training import _sample, pick_thresholds
+from fraud.offline.training import _sample, pick_thresholds
 
 
 def test_sample_repeats_frauds_and_keeps_every_legit_row_under_the_cap():
@@ -38,7 +38,7 @@ def test_a_short_stream_with_reports_trains(tmp_path):
     the report-fed columns are dropped for it instead of failing the fit."""
     import json
 
-    from fraud.training import train
+    from fraud.offline.training import train
     from generator.simulate import SimConfig, write_files
 
     tx, labels, fb = (str(tmp_path / n) for n in ("tx.jsonl", "labels.jsonl", "fb.jsonl"))

@@ -12,15 +12,35 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud.detector import Detector, DetectorSettings
-from fraud.features import haversine_km
-from fraud.records import validate
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector, DetectorSettings
+from fraud.core.records import validate
+from fraud.scoring.features import haversine_km
+from fraud.state.store import StateStore
 
-WINDOWS = ["count_10m", "sum_10m", "avg_1h", "min_1h", "max_1h", "count_1h", "sum_24h",
-           "distinct_merchants_1h", "count_2d", "distinct_merchants_30d", "max_90s"]
-EXTRAS = ["secs_since_prev", "new_merchant", "amount_z_30d", "amount_to_avg_30d",
-          "amount_to_max_30d", "dist_prev_km", "speed_kmh", "hour_of_day", "card_present"]
+WINDOWS = [
+    "count_10m",
+    "sum_10m",
+    "avg_1h",
+    "min_1h",
+    "max_1h",
+    "count_1h",
+    "sum_24h",
+    "distinct_merchants_1h",
+    "count_2d",
+    "distinct_merchants_30d",
+    "max_90s",
+]
+EXTRAS = [
+    "secs_since_prev",
+    "new_merchant",
+    "amount_z_30d",
+    "amount_to_avg_30d",
+    "amount_to_max_30d",
+    "dist_prev_km",
+    "speed_kmh",
+    "hour_of_day",
+    "card_present",
+]
 UNIT = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 T0 = 1_767_225_600_000  # 2026-01-01
 
@@ -40,8 +60,14 @@ def reference(events: list[dict], k: int) -> dict[str, float]:
         agg = name.rsplit("_", 1)[0]
         w = [e for e in past + [me] if e["ts"] > t - _ms(name)]
         amts = [e["amount"] for e in w]
-        out[name] = {"count": len(w), "sum": sum(amts), "avg": sum(amts) / len(w), "min": min(amts),
-                     "max": max(amts), "distinct_merchants": len({e["merchant_id"] for e in w})}[agg]
+        out[name] = {
+            "count": len(w),
+            "sum": sum(amts),
+            "avg": sum(amts) / len(w),
+            "min": min(amts),
+            "max": max(amts),
+            "distinct_merchants": len({e["merchant_id"] for e in w}),
+        }[agg]
     prior30 = [e for e in past if e["ts"] > t - 30 * UNIT["d"]]
     a = [e["amount"] for e in prior30]
     out["secs_since_prev"] = (t - max(e["ts"] for e in past)) / 1000 if past else math.nan
@@ -59,8 +85,7 @@ def reference(events: list[dict], k: int) -> dict[str, float]:
         out["amount_to_avg_30d"] = out["amount_to_max_30d"] = out["amount_z_30d"] = math.nan
     out["dist_prev_km"] = out["speed_kmh"] = math.nan
     if me["channel"] == "pos":
-        cps = [(e["ts"], j, e) for j, e in enumerate(events[:k])
-               if e in past and e["channel"] == "pos"]
+        cps = [(e["ts"], j, e) for j, e in enumerate(events[:k]) if e in past and e["channel"] == "pos"]
         if cps:
             _, _, prev = max(cps, key=lambda c: (c[0], c[1]))
             d = haversine_km(prev["lat"], prev["lon"], me["lat"], me["lon"])
@@ -73,12 +98,13 @@ def reference(events: list[dict], k: int) -> dict[str, float]:
 
 event = st.tuples(
     st.sampled_from(["c1", "c2", "c3"]),
-    st.integers(0, 3 * UNIT["h"]),            # gap since the previous event (event time)
+    st.integers(0, 3 * UNIT["h"]),  # gap since the previous event (event time)
     st.sampled_from([0, 0, 0, 0, 1_000, 30_000, 600_000, 2 * UNIT["h"], 20 * UNIT["h"]]),  # arrival delay
     st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2)),
     st.sampled_from(["m1", "m2", "m3", "m4"]),
     st.sampled_from(["pos", "ecom"]),
-    st.floats(-60, 60), st.floats(-170, 170),
+    st.floats(-60, 60),
+    st.floats(-170, 170),
 )
 
 
@@ -87,8 +113,14 @@ def _stream(raw: list[tuple]) -> list[dict]:
     evs = []
     for n, (card, gap, delay, amount, merchant, channel, lat, lon) in enumerate(raw):
         t += gap
-        rec = {"tx_id": f"t{n}", "card_id": card, "merchant_id": merchant, "amount": amount,
-               "event_time": t, "channel": channel}
+        rec = {
+            "tx_id": f"t{n}",
+            "card_id": card,
+            "merchant_id": merchant,
+            "amount": amount,
+            "event_time": t,
+            "channel": channel,
+        }
         if channel == "pos":
             rec["lat"], rec["lon"] = round(lat, 4), round(lon, 4)
         evs.append((t + delay, n, rec))
@@ -107,8 +139,11 @@ def _close(a: float, b: float) -> bool:
 def test_features_match_bruteforce_with_out_of_order_arrivals(raw):
     events = _stream(raw)
     store = StateStore(None, cache_size=2)  # tiny cache: exercise eviction to pending + reload
-    det = Detector(store, settings=DetectorSettings(watermark_bound_ms=5_000, allowed_lateness_ms=2 * UNIT["d"]),
-                   extra_features=WINDOWS + EXTRAS)
+    det = Detector(
+        store,
+        settings=DetectorSettings(watermark_bound_ms=5_000, allowed_lateness_ms=2 * UNIT["d"]),
+        extra_features=WINDOWS + EXTRAS,
+    )
     try:
         for k, ev in enumerate(events):
             tx = validate({f: v for f, v in ev.items() if f != "ts"})

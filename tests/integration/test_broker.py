@@ -239,7 +239,4 @@ def test_send_offsets_to_transaction(bootstrap: str, make_topic) -> None:
 
 
 def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        for p in range(PARTITIONS)
-    }
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}

@@ -22,14 +22,17 @@ pytestmark = pytest.mark.kafka
 def test_kafka_bench_reports_every_decision(tmp_path: Path) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
     tx = tmp_path / "tx.jsonl"
-    foreign_sim.write(str(tx), str(tmp_path / "labels.jsonl"), None, n_customers=60, n_terminals=120,
-                      days=10, seed=4)
+    foreign_sim.write(str(tx), str(tmp_path / "labels.jsonl"), None, n_customers=60, n_terminals=120, days=10, seed=4)
     n = sum(1 for _ in open(tx, "rb"))
     rate = n / 10  # ten seconds of production: past the 5 s warm-up the percentiles leave out
     out = tmp_path / "bench.json"
     fraud = str(Path(sys.executable).with_name("fraud"))
-    run = subprocess.run([fraud, "bench", "--kafka", bootstrap, "--input", str(tx), "--rate", f"{rate:.3f}",
-                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [fraud, "bench", "--kafka", bootstrap, "--input", str(tx), "--rate", f"{rate:.3f}", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     result = orjson.loads(out.read_bytes())
     assert result["transactions"] == result["decided"] == n

@@ -18,14 +18,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fraud.config import DEFAULT_MODEL, DEFAULT_RULES
-from fraud.detector import Detector
-from fraud.merchant_table import MerchantTable
-from fraud.embedded import run_file
-from fraud.feedback import FeedbackIndex
-from fraud.model import load_model
-from fraud.rules import load_rules
-from fraud.state_store import StateStore
+from fraud.core.detector import Detector
+from fraud.runners.embedded import run_file
+from fraud.scoring.model import load_model
+from fraud.scoring.rules import load_rules
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.state.feedback import FeedbackIndex
+from fraud.state.merchant_table import MerchantTable
+from fraud.state.store import StateStore
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +69,15 @@ def produce_file(path: Path, topic: str, rate: float | None = None) -> int:
 
 
 def read_committed(topic: str) -> list:
-    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"read-{uuid.uuid4().hex}",
-                  "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                  "enable.partition.eof": True})
+    c = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     eof: set[int] = set()
@@ -90,19 +96,25 @@ def decisions(topic: str) -> list[dict]:
     return [orjson.loads(m.value()) for m in read_committed(topic)]
 
 
-def embedded_reference(path: Path, tmp: Path, blind_to_merchants: bool = False,
-                       feedback: Path | None = None) -> dict[str, tuple]:
+def embedded_reference(
+    path: Path, tmp: Path, blind_to_merchants: bool = False, feedback: Path | None = None
+) -> dict[str, tuple]:
     store = StateStore(None)
     try:
-        det = Detector(store, rules=load_rules(DEFAULT_RULES), model=load_model(DEFAULT_MODEL),
-                       feedback=FeedbackIndex.from_file(feedback) if feedback else None)
+        det = Detector(
+            store,
+            rules=load_rules(DEFAULT_RULES),
+            model=load_model(DEFAULT_MODEL),
+            feedback=FeedbackIndex.from_file(feedback) if feedback else None,
+        )
         if blind_to_merchants:  # an empty merchant table nobody feeds
             det.use_merchant_table(MerchantTable())
         run_file(det, str(path), str(tmp / "ref.jsonl"), str(tmp / "ref.bad.jsonl"))
     finally:
         store.close()
-    return {d["tx_id"]: (d["decision"], d["score"], d["rules"])
-            for d in map(orjson.loads, open(tmp / "ref.jsonl", "rb"))}
+    return {
+        d["tx_id"]: (d["decision"], d["score"], d["rules"]) for d in map(orjson.loads, open(tmp / "ref.jsonl", "rb"))
+    }
 
 
 def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> None:
@@ -113,11 +125,34 @@ def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> No
     assert not diff, f"{len(diff)} decisions differ from the embedded run, e.g. {diff[:3]}"
 
 
-def worker(tmp: Path, inp: str, out: str, group: str, instance: str, idle: float | None = 4.0,
-           extra_env: dict | None = None, feedback_topic: str | None = None) -> subprocess.Popen:
-    args = [FRAUD, "detect", "--kafka", BOOTSTRAP, "--group", group, "--input-topic", inp,
-            "--feedback-topic", feedback_topic or f"no-feedback-{uuid.uuid4().hex[:8]}",
-            "--output-topic", out, "--instance", instance, "--state", str(tmp / "state")]
+def worker(
+    tmp: Path,
+    inp: str,
+    out: str,
+    group: str,
+    instance: str,
+    idle: float | None = 4.0,
+    extra_env: dict | None = None,
+    feedback_topic: str | None = None,
+) -> subprocess.Popen:
+    args = [
+        FRAUD,
+        "detect",
+        "--kafka",
+        BOOTSTRAP,
+        "--group",
+        group,
+        "--input-topic",
+        inp,
+        "--feedback-topic",
+        feedback_topic or f"no-feedback-{uuid.uuid4().hex[:8]}",
+        "--output-topic",
+        out,
+        "--instance",
+        instance,
+        "--state",
+        str(tmp / "state"),
+    ]
     if idle is not None:
         args += ["--stop-when-idle", str(idle)]
     log = open(tmp / f"{instance}.log", "ab")
@@ -159,8 +194,9 @@ def sim_stream(tmp_path_factory) -> Path:
     from generator.simulate import SimConfig, write_files
 
     d = tmp_path_factory.mktemp("simstream")
-    write_files(SimConfig(cards=400, days=12, seed=21, late_share=0.05), str(d / "clean.jsonl"),
-                str(d / "labels.jsonl"))
+    write_files(
+        SimConfig(cards=400, days=12, seed=21, late_share=0.05), str(d / "clean.jsonl"), str(d / "labels.jsonl")
+    )
     return _with_malformed(open(d / "clean.jsonl", "rb").read().splitlines(), d / "tx.jsonl")
 
 
@@ -170,8 +206,9 @@ def stream(tmp_path_factory) -> Path:
     import foreign_sim
 
     d = tmp_path_factory.mktemp("foreign")
-    n = foreign_sim.write(str(d / "clean.jsonl"), str(d / "labels.jsonl"), n_customers=400,
-                          n_terminals=800, days=55, seed=4)
+    n = foreign_sim.write(
+        str(d / "clean.jsonl"), str(d / "labels.jsonl"), n_customers=400, n_terminals=800, days=55, seed=4
+    )
     lines = open(d / "clean.jsonl", "rb").read().splitlines()
     assert len(lines) >= 40_000, n
     return _with_malformed(lines, d / "tx.jsonl")
@@ -197,8 +234,9 @@ def test_feedback_topic_on_kafka_equals_embedded_with_the_feedback_file(tmp_path
     from generator.simulate import SimConfig, write_files
 
     tx, fb = tmp_path / "tx.jsonl", tmp_path / "fb.jsonl"
-    write_files(SimConfig(cards=300, days=20, seed=23, late_share=0.05), str(tx), str(tmp_path / "labels.jsonl"),
-                str(fb))
+    write_files(
+        SimConfig(cards=300, days=20, seed=23, late_share=0.05), str(tx), str(tmp_path / "labels.jsonl"), str(fb)
+    )
     want = embedded_reference(tx, tmp_path, feedback=fb)
     inp, out, fbt = _topic("tx"), _topic("dec"), _topic("fb", partitions=2)
     produce_file(fb, fbt)
@@ -283,8 +321,9 @@ def test_broker_restart_mid_stream(stream, reference, tmp_path):
     while committed_count(out) < len(reference) // 4 and time.monotonic() < deadline:
         time.sleep(0.2)
     env = {**os.environ, "KAFKA_PORT": port}
-    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "restart"], check=True, env=env,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [str(ROOT / "scripts" / "kafka.sh"), "restart"], check=True, env=env, capture_output=True, timeout=120
+    )
     finish(w, tmp_path / "survivor.log", 240)
     assert_exactly_once_and_equal(decisions(out), reference)
 
@@ -355,12 +394,32 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
     produce_file(src, inp)
     log = tmp_path / "metrics.log"
     # the broker address from the environment (`--kafka config`), as a deployment would pass it
-    w = subprocess.Popen([FRAUD, "detect", "--kafka", "config", "--group", f"g-{uuid.uuid4().hex[:6]}",
-                          "--input-topic", inp, "--output-topic", out, "--instance", "metered",
-                          "--feedback-topic", f"no-feedback-{uuid.uuid4().hex[:8]}",
-                          "--state", str(tmp_path / "state"), "--metrics-port", "0"],
-                         stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT,
-                         env={**os.environ, "FRAUD_KAFKA_BOOTSTRAP": BOOTSTRAP})
+    w = subprocess.Popen(
+        [
+            FRAUD,
+            "detect",
+            "--kafka",
+            "config",
+            "--group",
+            f"g-{uuid.uuid4().hex[:6]}",
+            "--input-topic",
+            inp,
+            "--output-topic",
+            out,
+            "--instance",
+            "metered",
+            "--feedback-topic",
+            f"no-feedback-{uuid.uuid4().hex[:8]}",
+            "--state",
+            str(tmp_path / "state"),
+            "--metrics-port",
+            "0",
+        ],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, "FRAUD_KAFKA_BOOTSTRAP": BOOTSTRAP},
+    )
     try:
         url, seen = None, {}
         deadline = time.monotonic() + 120
@@ -371,8 +430,7 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
                 url = found and found.group(1)
                 continue
             seen = _scrape(url)
-            decided = sum(seen.get(f'fraud_decisions_total{{decision="{k}"}}', 0)
-                          for k in ("allow", "review", "block"))
+            decided = sum(seen.get(f'fraud_decisions_total{{decision="{k}"}}', 0) for k in ("allow", "review", "block"))
             if decided >= len(good) and seen.get("fraud_consumer_lag", 1) == 0:
                 break
         assert url, log.read_text(errors="replace")[-2000:]

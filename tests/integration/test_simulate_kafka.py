@@ -19,10 +19,10 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from fraud.core.records import parse_time
 from fraud.errors import UserError
-from fraud.kafka_admin import check_reachable, ensure_topics, topic_partitions
-from fraud.kafka_config import KafkaSettings
-from fraud.records import parse_time
+from fraud.runners.kafka.admin import check_reachable, ensure_topics, topic_partitions
+from fraud.settings.kafka import KafkaSettings
 from generator.kafka_sink import interleave, produce_stream
 from generator.simulate import SimConfig, iter_feedback, iter_records, write_files
 
@@ -63,9 +63,16 @@ def _drain(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[int,
     """Every message of `topic` up to its current end: (partition, offset, key, value, ts_type, ts)."""
     n = topic_partitions(KafkaSettings(bootstrap=bootstrap), topic)
     assert n > 0, f"topic {topic} does not exist"
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-drain-{uuid.uuid4().hex[:8]}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "enable.partition.eof": False, "log_level": 0})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-drain-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "log_level": 0,
+        }
+    )
     try:
         parts = [TopicPartition(topic, p, 0) for p in range(n)]
         ends = {p.partition: c.get_watermark_offsets(p, timeout=10)[1] for p in parts}
@@ -204,12 +211,31 @@ def test_cli_names_every_topic(settings: KafkaSettings, tmp_path: Path) -> None:
     fraud = str(Path(sys.executable).with_name("fraud"))
     common = ["--cards", "60", "--days", "9", "--seed", "3"]
     files = [str(tmp_path / n) for n in ("tx.jsonl", "labels.jsonl", "fb.jsonl")]
-    subprocess.run([fraud, "simulate", "--out", files[0], "--labels", files[1], "--feedback", files[2], *common],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [fraud, "simulate", "--out", files[0], "--labels", files[1], "--feedback", files[2], *common],
+        check=True,
+        capture_output=True,
+    )
     t = settings.topics
-    r = subprocess.run([fraud, "simulate", "--kafka", settings.bootstrap, "--topic", t["transactions"],
-                        "--labels-topic", t["labels"], "--feedback-topic", t["feedback"], "--partitions", "2",
-                        *common], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            fraud,
+            "simulate",
+            "--kafka",
+            settings.bootstrap,
+            "--topic",
+            t["transactions"],
+            "--labels-topic",
+            t["labels"],
+            "--feedback-topic",
+            t["feedback"],
+            "--partitions",
+            "2",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     for role, path in zip(("transactions", "labels", "feedback"), files):
         assert topic_partitions(settings, t[role]) == 2

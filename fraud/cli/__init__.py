@@ -1,0 +1,5 @@
+"""The `fraud` command."""
+
+from fraud.cli.app import main
+
+__all__ = ["main"]

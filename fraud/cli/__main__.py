@@ -1,0 +1,3 @@
+from fraud.cli.app import main
+
+main()

@@ -1,0 +1,253 @@
+"""`fraud detect`: embedded (files, stdin) or as a Kafka consumer-group worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from fraud.cli.checks import (
+    _check_outputs,
+    _detector_parts,
+    _distinct_files,
+    _load_feedback,
+    _need_file,
+    _one_mode,
+    _run_id,
+    _terminated,
+    _warn_without_feedback,
+)
+from fraud.cli.options import ConfigFile, ModelDir, NoModel, RulesFile
+from fraud.core.latency import percentiles
+from fraud.errors import UserError
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES, load_config
+
+
+def detect(
+    input: str | None = typer.Option(None, "--input", help="transactions JSON Lines, '-' for stdin"),
+    output: str | None = typer.Option(None, "--output", help="decisions JSON Lines, '-' for stdout"),
+    model: ModelDir = None,
+    rules: RulesFile = None,
+    feedback: str | None = typer.Option(
+        None, "--feedback", help="confirmed fraud reports, effective from their reported_at"
+    ),
+    dead_letter: str | None = typer.Option(
+        None,
+        "--dead-letter",
+        help="bad records (default: next to the output, *.rejected.jsonl; "
+        "./rejected.jsonl when the output is stdout or a device)",
+    ),
+    state: str | None = typer.Option(
+        None, "--state", help="RocksDB state directory: checkpoints, and resume after a stop"
+    ),
+    config: ConfigFile = None,
+    no_model: NoModel = False,
+    kafka: str | None = typer.Option(
+        None,
+        "--kafka",
+        help="Kafka bootstrap servers: consumer-group mode "
+        "('config': kafka.bootstrap of the pipeline config, or FRAUD_KAFKA_BOOTSTRAP)",
+    ),
+    group: str | None = typer.Option(None, "--group", help="Kafka consumer group"),
+    input_topic: str | None = typer.Option(None, "--input-topic", help="Kafka input topic"),
+    output_topic: str | None = typer.Option(None, "--output-topic", help="Kafka output topic"),
+    feedback_topic: str | None = typer.Option(
+        None, "--feedback-topic", help="Kafka: fraud reports topic (default from config; skipped if absent)"
+    ),
+    instance: str | None = typer.Option(
+        None, "--instance", help="Kafka: this worker's name, unique in the group (default: host name)"
+    ),
+    stop_when_idle: float | None = typer.Option(
+        None, "--stop-when-idle", min=0.0, help="Kafka: exit after this many seconds with no input and no lag"
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="Kafka: serve Prometheus metrics on http://HOST:PORT/metrics"
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Kafka: address the metrics server listens on (0.0.0.0: all)"
+    ),
+) -> None:
+    """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
+    from fraud.cli.progress import progress_bar
+    from fraud.core.detector import Detector
+    from fraud.runners.embedded import default_dead_letter_path, run_file
+    from fraud.state.store import StateStore
+
+    _one_mode(
+        kafka,
+        dict(
+            group=group,
+            input_topic=input_topic,
+            output_topic=output_topic,
+            feedback_topic=feedback_topic,
+            instance=instance,
+            stop_when_idle=stop_when_idle,
+            metrics_port=metrics_port,
+        ),
+        dict(input=input, output=output, feedback=feedback, dead_letter=dead_letter),
+    )
+    if kafka:
+        _detect_kafka(
+            kafka,
+            group,
+            input_topic,
+            output_topic,
+            instance,
+            stop_when_idle,
+            model,
+            rules,
+            no_model,
+            state,
+            config,
+            feedback_topic,
+            metrics_port,
+            metrics_host,
+        )
+        return
+    if input is None or output is None:
+        raise UserError("--input and --output are required (or --kafka)")
+    _need_file(input, "input file")
+    if feedback:
+        _need_file(feedback, "feedback file")
+    defaulted = dead_letter is None
+    dead_letter = dead_letter or default_dead_letter_path(output)
+    litter = defaulted and dead_letter == "rejected.jsonl" and not state
+    _distinct_files(
+        input=input,
+        feedback=feedback,
+        rules=rules,
+        config=config,
+        model=str(Path(model) / "model.json") if model else None,
+        output=output,
+        dead_letter=dead_letter,
+    )
+    _check_outputs(output=output, dead_letter=dead_letter)
+    cfg = load_config(config)
+    rule_set, fast = _detector_parts(model, rules, no_model)
+    reports = _load_feedback(feedback)
+    if reports is None:
+        _warn_without_feedback(fast, model, "--feedback")
+    run_id = _run_id(
+        str(Path(model or DEFAULT_MODEL) / "model.json") if fast else None,
+        str(rules or DEFAULT_RULES),
+        cfg.detector,
+        feedback,
+    )
+    signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
+    store = StateStore(state, cache_size=cfg.cache_cards)
+    try:
+        det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
+        total = Path(input).stat().st_size if input != "-" else None
+        with progress_bar("detect", total) as update:
+            stats = run_file(
+                det,
+                input,
+                output,
+                dead_letter,
+                checkpoint_every=cfg.checkpoint_every,
+                progress=update,
+                run_id=run_id,
+                run_max=cfg.run_max,
+            )
+    finally:
+        store.close()
+    if state and input == "-":
+        print(
+            "fraud: warning: --state with stdin: nothing was checkpointed, a rerun cannot resume (a pipe "
+            "cannot be rewound)",
+            file=sys.stderr,
+        )
+    if litter and not stats.dead_letters and os.path.getsize(dead_letter) == 0:
+        os.unlink(dead_letter)  # output to stdout or a device: no empty file left in the working directory
+    if stats.resumed_from_line:
+        if stats.records or stats.dead_letters:
+            print(f"resumed from the checkpoint in {state} at line {stats.resumed_from_line:,}", file=sys.stderr)
+        else:
+            print(
+                f"nothing left to decide: the checkpoint in {state} is at the end of {input} (line "
+                f"{stats.resumed_from_line:,}); use an empty --state directory to decide it again",
+                file=sys.stderr,
+            )
+            return
+    pct = percentiles(stats.latencies_ms, (50, 99)) or {"p50": 0.0, "p99": 0.0}
+    d = stats.decisions
+    print(
+        f"decided {stats.records:,} transactions in {stats.seconds:.1f}s ({stats.throughput:,.0f}/s): "
+        f"block {d['block']:,}, review {d['review']:,}, allow {d['allow']:,}; late {stats.late:,}; "
+        f"dead letters {stats.dead_letters:,}{f' (in {dead_letter})' if stats.dead_letters else ''}; latency p50 {pct['p50']:.3f} ms, p99 {pct['p99']:.3f} ms",
+        file=sys.stderr,
+    )
+
+
+def _detect_kafka(
+    bootstrap,
+    group,
+    input_topic,
+    output_topic,
+    instance,
+    stop_when_idle,
+    model,
+    rules,
+    no_model,
+    state,
+    config,
+    feedback_topic,
+    metrics_port,
+    metrics_host,
+) -> None:
+    from fraud.runners.kafka.admin import check_reachable, ensure_topics, topic_partitions
+    from fraud.runners.kafka.worker import KafkaRunner
+    from fraud.settings.kafka import kafka_settings
+    from fraud.settings.pipeline import KAFKA_STATE_DIR
+
+    cfg = load_config(config)
+    settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=bootstrap)
+    if group:
+        settings.group = group
+    check_reachable(settings)
+    source = input_topic or settings.topics["transactions"]
+    partitions = topic_partitions(settings, source)
+    if not partitions:
+        raise UserError(
+            f"Kafka topic {source!r} does not exist at {settings.bootstrap} "
+            "(produce to it first, e.g. fraud simulate --kafka)"
+        )
+    ensure_topics(
+        settings,
+        {output_topic or settings.topics["decisions"]: partitions, settings.topics["dead_letters"]: partitions},
+    )
+    rule_set, fast = _detector_parts(model, rules, no_model)
+    fb_topic = feedback_topic or settings.topics["feedback"]
+    if not topic_partitions(settings, fb_topic):
+        _warn_without_feedback(fast, model, f"the feedback topic ({fb_topic!r} does not exist)")
+        fb_topic = None
+    runner = KafkaRunner(
+        settings,
+        cfg,
+        rule_set,
+        fast,
+        state or KAFKA_STATE_DIR,
+        instance=instance,
+        input_topic=input_topic,
+        output_topic=output_topic,
+        stop_when_idle=stop_when_idle,
+        feedback_topic=fb_topic,
+    )
+    if metrics_port is not None:
+        from fraud.runners.metrics import WorkerMetrics
+
+        runner.metrics = WorkerMetrics(metrics_port, metrics_host, instance=runner.instance)
+        print(f"metrics on http://{metrics_host}:{runner.metrics.port}/metrics", file=sys.stderr)
+    try:
+        counts = runner.run()
+    finally:
+        if runner.metrics is not None:
+            runner.metrics.close()
+    print(
+        f"stopped: block {counts['block']:,}, review {counts['review']:,}, allow {counts['allow']:,}, "
+        f"dead letters {counts['dead_letters']:,}, replayed {counts['replayed']:,}",
+        file=sys.stderr,
+    )

@@ -1,0 +1,121 @@
+"""One compiled call per run: each event's merchant and report features, then its card kernel.
+
+A run crosses from Python into compiled code once. Each call has a fixed cost (numba checks and
+unpacks every argument, then Python creates the run's arrays), which runs of a few events pay once
+instead of three times over (merchant table, reports, card kernel). Per event, in arrival order:
+
+1. read the merchant's delayed windows (`merchant_kernel.read`) and the fraud reports known at its
+   time (`report_kernel.event`) into the event's input row;
+2. make room in its card's block (`kernel.room`), then count it in the merchant table
+   (`merchant_kernel.add`): either can find its arena full, and the call returns before anything
+   of that event has changed, so the caller makes room and calls again from that event;
+3. insert it into its card's history and compute its card features (`kernel.event`).
+
+Then the rules, trees and decision of every event done (`kernel.score`), row by row.
+
+The merchant table and the card histories do not read each other, so this gives exactly the
+results of filling every input row first and running the card kernel after.
+"""
+
+from __future__ import annotations
+
+from fraud.core import merchant_kernel as MK
+from fraud.core import report_kernel as RK
+from fraud.core import window_kernel as K
+from fraud.core.jit import njit
+
+# ev_i columns: event time, card slot, merchant slot, card key (merchant table), report rows of
+# the card and of the merchant (-1: no report about it)
+V_TS, V_CARD, V_MERCHANT, V_CARD_KEY, V_REPORT_CARD, V_REPORT_MERCHANT = range(6)
+EV_I_COLS = 6
+# mcfg: read the merchant windows, feed the table, hours of counts and of cards kept, sweep as fed
+M_READ, M_FEED, M_KEEP_H, M_KEEP_CARDS_H, M_AUTO_SWEEP = range(5)
+MCFG_SIZE = 5
+# which arena was full when a call returns early
+FULL_CARDS, FULL_MERCHANTS = 0, 1
+
+
+@njit(cache=True)
+def run(
+    k0,
+    ev_i,
+    fixed,
+    in_f,
+    cm,
+    evi,
+    evf,
+    ctl,
+    cfg,
+    fcfg,
+    wins,
+    extras,
+    prog_i,
+    prog_f,
+    spans,
+    sev,
+    nodes,
+    roots,
+    hkeys,
+    hstamp,
+    mm,
+    mev,
+    mctl,
+    mkeys,
+    mcfg,
+    mcols,
+    mhkeys,
+    mhstamp,
+    rev,
+    rrp,
+    roff,
+    rcols,
+    rdefaults,
+    windows,
+    X,
+    out_i,
+    out_f,
+    fired,
+):
+    """Decide events k0.. of the run in order; returns (events done, which arena was full if not all).
+    fixed[k] = event k's amount, lat, lon, card_present: copied into its input row in_f[k], whose
+    other columns the merchant and report kernels fill."""
+    read = mcfg[M_READ] != 0
+    feed = mcfg[M_FEED] != 0
+    reports = rcols.shape[0] > 0
+    ctl[K.SEQ] += 1
+    seq = ctl[K.SEQ]
+    n = ev_i.shape[0]
+    done, full = n, FULL_CARDS
+    for k in range(k0, n):
+        t = ev_i[k, V_TS]
+        s = ev_i[k, V_CARD]
+        m = ev_i[k, V_MERCHANT]
+        for c in range(K.IN_F_FIXED):
+            in_f[k, c] = fixed[k, c]
+        if read:
+            MK.read(k, mm, mev, m, t, mhkeys, mhstamp, mctl, windows, in_f, mcols)
+        if reports:
+            RK.event(
+                k,
+                ev_i[k, V_REPORT_CARD],
+                ev_i[k, V_REPORT_MERCHANT],
+                t,
+                rev,
+                rrp,
+                roff,
+                windows,
+                in_f,
+                rcols,
+                rdefaults,
+            )
+        if not K.room(cm, evi, evf, ctl, cfg, s, t):
+            done, full = k, FULL_CARDS
+            break
+        if feed and not MK.add(
+            mm, mev, mctl, m, ev_i[k, V_CARD_KEY], t, mcfg[M_KEEP_H], mcfg[M_KEEP_CARDS_H], mcfg[M_AUTO_SWEEP] != 0
+        ):
+            done, full = k, FULL_MERCHANTS
+            break
+        K.event(k, t, s, mkeys[m], in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstamp, X, out_i, seq)
+    K.score(k0, done, X, cfg, fcfg, prog_i, prog_f, spans, sev, nodes, roots, out_i, out_f, fired)
+    return done, full

@@ -1,0 +1,1 @@
+"""Tools over recorded streams: training, evaluation, backtests, benchmarks, the demo."""

@@ -1,0 +1,1 @@
+"""Where events come from and decisions go: embedded (files, stdin) and Kafka."""

@@ -1,0 +1,1 @@
+"""The Kafka worker: consumer group, transactions, partition state, global tables."""

@@ -1,0 +1,162 @@
+"""The transactional producer: one Kafka transaction per batch, and every way one can fail.
+
+A batch's decisions, dead letters and consumed offsets are one transaction. What can go wrong, and
+what happens then, in one place:
+
+* a retriable error while committing (the broker is restarting): the commit is retried;
+* any other error: the transaction is aborted (retried while the broker is away) and the worker
+  rewinds its partitions to what Kafka has committed;
+* a fenced producer (the broker timed our transaction out, or another worker took our id): a new
+  producer fences the old one, then the worker rewinds; fenced again and again within minutes means
+  another worker runs with our `--instance`, and the worker stops with a message;
+* a call that never returns (librdkafka issues #5456/#5511: after the group coordinator restarts,
+  `send_offsets_to_transaction()` can ignore its timeout): after a deadline the producer is
+  replaced as if fenced, and the stuck one is kept alive (the stuck call still holds it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+
+from fraud.errors import UserError
+from fraud.settings.kafka import KafkaSettings
+
+CALL_DEADLINE_S = 20.0
+FENCED_WINDOW_S = 600.0
+FENCED_MAX = 5
+
+
+class Stuck(Exception):
+    """A client call outlived its deadline."""
+
+
+def with_deadline(fn: Callable, *args: Any, deadline: float = CALL_DEADLINE_S) -> Any:
+    """Run a blocking client call in a helper thread; raise Stuck if it does not return in time."""
+    box: dict = {}
+
+    def call() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=call, name="kafka-txn-call", daemon=True)
+    t.start()
+    t.join(deadline)
+    if t.is_alive():
+        raise Stuck(getattr(fn, "__name__", "call"))
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def retrying(
+    call: Callable[[], Any], attempts: int, delay_s: float, retry_if: Callable[[KafkaError], bool] = lambda error: True
+) -> Any:
+    """`call()`, again after `delay_s` on a KafkaException that `retry_if` accepts, at most
+    `attempts` times; the last failure is raised."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except KafkaException as exc:
+            if attempt == attempts - 1 or not retry_if(exc.args[0]):
+                raise
+            time.sleep(delay_s)
+    raise AssertionError("unreachable")
+
+
+class Transactions:
+    """Owns the worker's transactional producer. `commit` or `abort` end each transaction; when
+    one is lost, `on_rewind()` is called (the worker goes back to Kafka's committed offsets)."""
+
+    def __init__(self, settings: KafkaSettings, instance: str, on_rewind: Callable[[], None]) -> None:
+        self.settings = settings
+        self.instance = instance
+        self._on_rewind = on_rewind
+        self._stuck: list[Producer] = []  # never freed: a stuck call still uses them
+        self._fenced_at: list[float] = []
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        """`init_transactions` fences any earlier producer with our id and aborts what it left open."""
+        s = self.settings
+        producer = Producer(
+            s.client_config(
+                **{
+                    "transactional.id": f"fraud-{s.group}-{self.instance}",
+                    "transaction.timeout.ms": s.transaction_timeout_ms,
+                    "enable.idempotence": True,
+                    "linger.ms": 2,
+                    "compression.type": "lz4",
+                    "client.id": f"fraud-{self.instance}",
+                }
+            )
+        )
+        try:
+            producer.init_transactions(60)
+        except KafkaException as exc:
+            raise UserError(
+                f"Kafka at {s.bootstrap}: cannot start a transactional producer ({exc.args[0].str()})"
+            ) from None
+        return producer
+
+    def begin(self) -> Producer:
+        self.producer.begin_transaction()
+        return self.producer
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: object) -> bool:
+        """Commit the open transaction with the consumed `offsets`; False if it was lost instead
+        (aborted or fenced: `on_rewind` has run)."""
+        producer = self.producer
+        try:
+            if offsets:
+                with_deadline(producer.send_offsets_to_transaction, offsets, group_metadata, 15)
+            retrying(lambda: with_deadline(producer.commit_transaction, 15), 20, 0.5, KafkaError.retriable)
+            return True
+        except Stuck:
+            self._replace()
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                self._fenced(exc.args[0])
+            else:
+                self.abort()
+        return False
+
+    def abort(self) -> None:
+        """Abort the open transaction (retrying while the broker is away), then rewind."""
+        try:
+            retrying(
+                lambda: with_deadline(self.producer.abort_transaction, 15), 60, 1.0, lambda error: not error.fatal()
+            )
+        except Stuck:
+            self._replace()
+            return
+        except KafkaException as exc:
+            if not exc.args[0].fatal():
+                raise UserError(f"Kafka: cannot abort a transaction ({exc.args[0].str()})") from None
+            self._fenced(exc.args[0])
+            return
+        self._on_rewind()
+
+    def _fenced(self, error: KafkaError) -> None:
+        now = time.monotonic()
+        self._fenced_at = [t for t in self._fenced_at if now - t < FENCED_WINDOW_S] + [now]
+        if len(self._fenced_at) > FENCED_MAX:
+            raise UserError(
+                f"Kafka transactions keep failing ({error.str()}); is another worker using --instance {self.instance}?"
+            )
+        self._replace()
+
+    def _replace(self) -> None:
+        """A new producer with the same transactional id fences the old one, then rewind."""
+        self._stuck.append(self.producer)
+        self.producer = self._new_producer()
+        self._on_rewind()
+
+    def flush(self, timeout_s: float) -> None:
+        self.producer.flush(timeout_s)

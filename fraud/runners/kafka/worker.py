@@ -1,0 +1,317 @@
+"""The detector as a Kafka consumer-group member, exactly-once: the poll loop.
+
+Per batch: one Kafka transaction holds the decisions, the dead letters and the consumed offsets
+(`send_offsets_to_transaction`), so `read_committed` readers see each decision once. Each assigned
+partition has its own `Detector` and RocksDB store (`restore.py`); after the transaction commits,
+the store checkpoints the state that matches the committed offset. The parts, one job each:
+
+* `transactions.py`: the transactional producer and every way a transaction fails;
+* `restore.py`: a partition's task, and its state brought to the committed offset on assignment;
+* `global_tables.py`: the fraud reports and the merchant table, read whole by every worker;
+* `status.py`: the live status line.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from fraud.core.detector import Detector
+from fraud.core.records import BadRecord, decode
+from fraud.core.redact import mask_pans, mask_text
+from fraud.runners.kafka.global_tables import GlobalTables
+from fraud.runners.kafka.restore import PartitionTask, Restorer
+from fraud.runners.kafka.status import StatusLine
+from fraud.runners.kafka.transactions import Transactions, retrying
+from fraud.scoring.model import FastModel
+from fraud.scoring.rules import RuleSet
+from fraud.settings.kafka import KafkaSettings
+from fraud.settings.pipeline import PipelineConfig
+from fraud.state.store import StateStore
+
+if TYPE_CHECKING:
+    from fraud.runners.metrics import WorkerMetrics
+
+
+class KafkaRunner:
+    """One worker of the consumer group: `run()` decides until stopped (SIGTERM/SIGINT, or idle)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        cfg: PipelineConfig,
+        rules: RuleSet | None,
+        model: FastModel | None,
+        state_root: str | Path,
+        instance: str | None = None,
+        input_topic: str | None = None,
+        output_topic: str | None = None,
+        stop_when_idle: float | None = None,
+        status: bool | None = None,
+        feedback_topic: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.rules, self.model = rules, model
+        self.instance = instance or socket.gethostname()
+        self.input_topic = input_topic or settings.topics["transactions"]
+        self.output_topic = output_topic or settings.topics["decisions"]
+        self.dlq_topic = settings.topics["dead_letters"]
+        self.feedback_topic = feedback_topic
+        self.stop_when_idle = stop_when_idle
+        self.status = StatusLine(sys.stderr.isatty() if status is None else status)
+        self.metrics: WorkerMetrics | None = None  # set by the CLI with --metrics-port
+        self.restorer = Restorer(settings, cfg, Path(state_root) / settings.group / self.instance, self._make_detector)
+        self.tasks: dict[int, PartitionTask] = {}
+        self.tables: GlobalTables | None = None  # opened by run(): reading them takes a while
+        self.consumer: Consumer | None = None
+        self.transactions: Transactions | None = None
+        self.stopping = False
+        self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
+        self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
+
+    def _make_detector(self, store: StateStore) -> Detector:
+        det = Detector(
+            store, rules=self.rules, model=self.model, settings=self.cfg.detector, feedback=self.tables.feedback
+        )
+        if self.tables.merchants is not None:
+            det.use_merchant_table(self.tables.merchants)
+        return det
+
+    def _new_consumer(self) -> Consumer:
+        s = self.settings
+        return Consumer(
+            s.client_config(
+                **{
+                    "group.id": s.group,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": False,
+                    "partition.assignment.strategy": "range",
+                    "client.id": f"fraud-{self.instance}",
+                    "session.timeout.ms": s.session_timeout_ms,
+                    "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
+                    "fetch.wait.max.ms": 20,  # latency: do not let the broker hold fetches for 500 ms
+                }
+            )
+        )
+
+    # -- assignment ----------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in consumer.committed(partitions, timeout=30):
+            self.tasks[tp.partition] = self._restore(tp)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every processed record is committed and checkpointed before consume() is called again, so a
+        # revoked partition's store is already at its committed offset: nothing to write.
+        for tp in partitions:
+            task = self.tasks.pop(tp.partition, None)
+            if task is not None:
+                task.close()
+
+    def _restore(self, tp: TopicPartition) -> PartitionTask:
+        before = self.restorer.replayed
+        task = self.restorer.restore(tp, self.consumer)
+        self.counts["replayed"] = self.restorer.replayed
+        if self.metrics:
+            self.metrics.replayed.inc(self.restorer.replayed - before)
+        return task
+
+    def _rewind(self) -> None:
+        """After a lost transaction: every partition back to what Kafka has committed.
+
+        Kafka, not the local checkpoint, is the truth here: a commit whose reply was lost may have
+        succeeded, and then its records must not be decided again.
+        """
+        if self.metrics:
+            self.metrics.aborted.inc()
+        parts = [TopicPartition(t.topic, t.partition) for t in self.tasks.values()]
+        for task in self.tasks.values():
+            task.close()  # in-memory changes since the last checkpoint are dropped
+        self.tasks.clear()
+        for tp in retrying(lambda: self.consumer.committed(parts, timeout=30), 30, 1.0):
+            task = self._restore(tp)
+            self.tasks[tp.partition] = task
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, task.position))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a worker is stuck
+        features = set(self.model.features if self.model else ()) | set(self.rules.features if self.rules else ())
+        self.tables = GlobalTables(
+            self.settings,
+            self.input_topic,
+            self.feedback_topic,
+            self.instance,
+            features,
+            self.cfg.detector.allowed_lateness_ms,
+        )
+        self.tables.read_to_end()  # before joining the group: a long read must not stall a rebalance
+        self.consumer = self._new_consumer()
+        self.transactions = Transactions(self.settings, self.instance, self._rewind)
+        self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        idle_since = time.monotonic()
+        last_status = 0.0
+        try:
+            while not self.stopping:
+                # Wait for one record, then take whatever else is already fetched: small batches
+                # (low latency) when traffic is light, full batches (throughput) under load.
+                first = self.consumer.poll(self.settings.commit_interval_ms / 1000)
+                msgs = [] if first is None else [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
+                now = time.monotonic()
+                if (self.status.enabled or self.metrics) and now - last_status >= 1.0:
+                    lag = self._lag()  # one broker round trip a second, for both
+                    if self.metrics:
+                        self.metrics.lag.set(lag)
+                        self.metrics.partitions.set(len(self.tasks))
+                    self.status.show(self.counts, self.latencies, sorted(self.tasks), lag)
+                    last_status = now
+                if not msgs:
+                    if (
+                        self.stop_when_idle is not None
+                        and now - idle_since >= self.stop_when_idle
+                        and self.tasks
+                        and self._lag() == 0
+                    ):
+                        break
+                    continue
+                idle_since = now
+                self._process_batch(msgs)
+                self.tables.sweep(self.consumer)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            self._shutdown()
+        if self.tables.bad_reports:
+            self.counts["bad_reports"] = self.tables.bad_reports
+        return self.counts
+
+    def _stop(self, signum, frame) -> None:  # finish the batch, commit, close
+        self.stopping = True
+
+    def _process_batch(self, msgs) -> None:
+        items = self._decode_batch(msgs)
+        newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
+        # Global tables first, and before the transaction opens (waiting inside it could outlast its
+        # timeout). A stop while waiting: nothing of this batch was produced or committed.
+        if not self.tables.ready_for(newest, lambda: self.stopping):
+            return
+        producer = self.transactions.begin()
+        touched: dict[int, PartitionTask] = {}
+        try:
+            batch_counts, batch_latencies = self._produce_batch(producer, items, touched)
+        except BufferError:
+            self.transactions.abort()
+            return
+        offsets = [
+            TopicPartition(t.topic, t.partition, t.position, metadata=t.commit_metadata()) for t in touched.values()
+        ]
+        if not self.transactions.commit(offsets, self.consumer.consumer_group_metadata()):
+            return  # lost: the partitions were rewound to Kafka's committed offsets
+        for t in touched.values():
+            t.checkpoint()
+        for k, n in batch_counts.items():  # committed: only now do they count
+            self.counts[k] += n
+        self.latencies.extend(batch_latencies)
+        if self.metrics:
+            self.metrics.batch_committed(batch_counts, batch_latencies)
+
+    def _decode_batch(self, msgs) -> list:
+        """[(message, Transaction or BadRecord, arrival clock)]."""
+        clock = time.perf_counter_ns
+        items = []
+        for m in msgs:
+            arrived = clock()
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                continue
+            try:
+                items.append((m, decode(m.value()), arrived))
+            except BadRecord as exc:
+                items.append((m, exc, arrived))
+        return items
+
+    def _produce_batch(self, producer, items: list, touched: dict) -> tuple[dict[str, int], list[float]]:
+        """Decide the batch and produce its outputs into the open transaction; returns its decision
+        counts and latencies, which count once the transaction is committed.
+
+        Each partition's valid transactions go through its detector as one run (one kernel call,
+        in arrival order, exactly as one by one); the decisions are then produced in that order.
+        """
+        clock = time.perf_counter_ns
+        out_topic, dlq_topic = self.output_topic, self.dlq_topic
+        counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
+        lat: list[float] = []
+        runs: dict[int, tuple[list, list]] = {}
+        for m, tx, arrived in items:
+            task = self.tasks.get(m.partition())
+            if task is None:  # revoked in between: another worker owns it now
+                continue
+            if isinstance(tx, BadRecord):
+                reason = mask_text(str(tx))
+                key = m.key()
+                producer.produce(
+                    dlq_topic,
+                    key=mask_pans(key) if key else key,
+                    headers=[("error", reason.encode())],
+                    value=orjson.dumps(
+                        {
+                            "topic": m.topic(),
+                            "partition": m.partition(),
+                            "offset": m.offset(),
+                            "error": reason,
+                            "record": mask_pans(m.value() or b"").decode("utf-8", "replace"),
+                        }
+                    ),
+                )
+                counts["dead_letters"] += 1
+            else:
+                txs, times = runs.setdefault(m.partition(), ([], []))
+                txs.append(tx)
+                times.append(arrived)
+            task.after_record(m.offset())
+            touched[m.partition()] = task
+        for partition, (txs, times) in runs.items():
+            det = self.tasks[partition].detector
+            for d in det.records(txs, det.run(txs), times, clock):
+                producer.produce(out_topic, key=d["card_id"].encode(), value=orjson.dumps(d))
+                counts[d["decision"]] += 1
+                lat.append(d["latency_ms"])
+        return counts, lat
+
+    def _lag(self) -> int:
+        lag = 0
+        for task in self.tasks.values():
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(task.topic, task.partition), timeout=5)
+            except KafkaException:
+                return 1
+            lag += max(0, high - (task.position or 0))
+        return lag
+
+    def _shutdown(self) -> None:
+        try:
+            if self.consumer is not None:
+                self.consumer.close()  # leaves the group: its partitions move to the other workers now
+            if self.tables is not None:
+                self.tables.close()
+        finally:
+            for task in self.tasks.values():
+                task.close()
+            self.tasks.clear()
+            if self.transactions is not None:
+                self.transactions.flush(10)
+            self.status.close()

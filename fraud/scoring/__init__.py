@@ -1,0 +1,1 @@
+"""What scores an event: the feature catalogue, the rules, the tree model."""

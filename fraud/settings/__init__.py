@@ -1,0 +1,1 @@
+"""Pipeline and Kafka settings, read from YAML and the environment."""

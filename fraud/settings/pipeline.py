@@ -1,0 +1,97 @@
+"""Pipeline settings from `config/pipeline.yaml` (and environment), validated on load.
+
+Only what the detector needs lives here; each field is checked so a typo fails fast with a message
+naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fraud.core.detector import RUN_MAX, DetectorSettings
+from fraud.core.units import parse_duration
+from fraud.defaults import runs_dir, shipped
+from fraud.errors import ConfigError
+from fraud.settings.yaml_files import parse_yaml
+
+DEFAULT_CONFIG = shipped("config", "pipeline.yaml")
+DEFAULT_RULES = shipped("config", "rules.yaml")
+DEFAULT_MODEL = shipped("models", "default")
+DEMO_DIR = runs_dir() / "demo"
+KAFKA_STATE_DIR = runs_dir() / "kafka-state"
+
+
+def duration_ms(value: object, where: str) -> int:
+    """'5s', '90m', '1d', '250ms' or a number of milliseconds."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and (ms := parse_duration(value)) is not None:
+        return ms
+    raise ConfigError(f"{where}: expected a duration such as 5s, 90m, 1d or milliseconds, got {value!r}")
+
+
+@dataclass
+class PipelineConfig:
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    checkpoint_every: int = 10_000
+    cache_cards: int = 100_000
+    run_max: int = RUN_MAX  # events per kernel call at most, embedded
+    kafka: dict = field(default_factory=dict)
+    source: str = "<defaults>"
+
+
+_SCHEMA = {
+    "detector": {"watermark_bound", "allowed_lateness", "run_max"},
+    "state": {"checkpoint_every", "cache_cards"},
+    "kafka": None,  # free-form: validated by the Kafka runner
+}
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read the pipeline YAML (default config/pipeline.yaml; a missing default file means defaults)."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path(os.environ.get("FRAUD_CONFIG", DEFAULT_CONFIG))
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found")
+        return PipelineConfig()
+    doc = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for section, value in doc.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{path}: unknown section {section!r} (known: {', '.join(_SCHEMA)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {section}: must be a mapping")
+        allowed = _SCHEMA[section]
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise ConfigError(f"{path}: {section}.{key}: unknown field (known: {', '.join(sorted(allowed))})")
+    det = doc.get("detector", {})
+    st = doc.get("state", {})
+    cfg = PipelineConfig(source=str(path), kafka=dict(doc.get("kafka", {})))
+    from fraud.settings.kafka import kafka_settings
+
+    kafka_settings(cfg.kafka, str(path), env={})  # validate now: fail fast, naming file and field
+    cfg.detector = DetectorSettings(
+        watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
+        allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),
+    )
+    for section, values, key in (
+        ("state", st, "checkpoint_every"),
+        ("state", st, "cache_cards"),
+        ("detector", det, "run_max"),
+    ):
+        if key in values:
+            v = values[key]
+            if type(v) is not int or v < 1 or (key == "run_max" and v > 4096):
+                raise ConfigError(
+                    f"{path}: {section}.{key}: must be a positive integer"
+                    + (" up to 4096" if key == "run_max" else "")
+                    + f", got {v!r}"
+                )
+            setattr(cfg, key, v)
+    return cfg

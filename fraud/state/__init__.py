@@ -1,0 +1,1 @@
+"""Keyed state: card histories (arena + RocksDB), the merchant table, fraud reports."""

@@ -1,0 +1,99 @@
+"""Per-card state in RocksDB (rocksdict) behind a bounded in-memory arena, with checkpoints.
+
+Crash consistency (ARCHITECTURE.md, State): card states change only in memory between checkpoints;
+`checkpoint(meta)` writes every changed card *and* the input position they reflect in one RocksDB
+write batch, so the store on disk is always a state "as of" some position, never a mix.
+Cards pushed out of memory while dirty wait, serialised, in `_pending` until that batch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+from rocksdict import Options, Rdict, WriteBatch
+
+from fraud.errors import UserError
+from fraud.state.arena import CARD_FORMAT, CardArena, StaleCardFormat
+
+META_KEY = b"\x00meta"
+CARD_PREFIX = b"c:"
+MAX_EVENTS_PER_CARD = 10_000  # a card's events kept at most (the oldest make way beyond it)
+
+
+class StateStore:
+    """Card histories keyed by card id. `path=None` keeps RocksDB in a temporary directory.
+
+    In memory the cards live in a `CardArena` (at most `cache_size` of them); RocksDB holds each
+    card's saved form, written at checkpoints.
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, cache_size: int = 100_000, max_events: int = MAX_EVENTS_PER_CARD
+    ) -> None:
+        self._tmp = None
+        if path is None:
+            self._tmp = tempfile.mkdtemp(prefix="fraud-state-")
+            path = self._tmp
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        self._db = Rdict(str(self.path), opts)
+        meta = self.meta()
+        if meta is not None and meta.get("card_format") != CARD_FORMAT:
+            self._db.close()
+            raise UserError(
+                f"{self.path}: state written by an older fraudstream (card format "
+                f"v{meta.get('card_format', 1)}, this version reads v{CARD_FORMAT}); "
+                "use an empty --state directory"
+            )
+        self._pending: dict[bytes, bytes] = {}
+        self.cache_size = cache_size
+        self.arena = CardArena(max_events, cache_size, self._keep_evicted)
+
+    def _keep_evicted(self, card_id: str, data: bytes) -> None:
+        self._pending[CARD_PREFIX + card_id.encode()] = data
+
+    def load(self, card_id: str) -> int:
+        """The arena slot of a card not in memory: its saved history read back (or a new card).
+        The caller stamps the run's cards used before more cards are pushed out (`mark_used`)."""
+        key = CARD_PREFIX + card_id.encode()
+        data = self._pending.pop(key, None)
+        dirty = data is not None  # a pending card is not on disk yet
+        if data is None:
+            data = self._db.get(key)
+        try:
+            return self.arena.admit(card_id, data, dirty)
+        except StaleCardFormat as exc:
+            raise UserError(f"{self.path}: {exc}; use an empty --state directory") from None
+
+    def checkpoint(self, meta: dict) -> None:
+        """Write dirty cards and `meta` (input position, watermark, ...) in one atomic batch."""
+        wb = WriteBatch(raw_mode=True)
+        for key, data in self._pending.items():
+            wb.put(key, data)
+        self._pending.clear()
+        arena = self.arena
+        for s in arena.dirty_slots():
+            wb.put(CARD_PREFIX + arena.card_of[s].encode(), arena.encode(s))
+        arena.clear_dirty()
+        wb.put(META_KEY, orjson.dumps({**meta, "card_format": CARD_FORMAT}))
+        self._db.write(wb)
+
+    def meta(self) -> dict | None:
+        """The metadata of the last checkpoint, or None for a fresh store."""
+        data = self._db.get(META_KEY)
+        return orjson.loads(data) if data is not None else None
+
+    def close(self) -> None:
+        self._db.close()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @staticmethod
+    def wipe(path: str | Path) -> None:
+        """Delete a store directory (its state is stale and will be rebuilt)."""
+        shutil.rmtree(path, ignore_errors=True)
