@@ -72,9 +72,8 @@ def detect(
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
     from fraud.cli.progress import progress_bar
-    from fraud.core.detector import Detector
+    from fraud.core.detector import open_detector
     from fraud.runners.embedded import default_dead_letter_path, run_file
-    from fraud.state.store import StateStore
 
     _one_mode(
         kafka,
@@ -137,9 +136,9 @@ def detect(
         feedback,
     )
     signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
-    store = StateStore(state, cache_size=cfg.cache_cards)
-    try:
-        det = Detector(store, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports)
+    with open_detector(
+        state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports
+    ) as det:
         total = Path(input).stat().st_size if input != "-" else None
         with progress_bar("detect", total) as update:
             stats = run_file(
@@ -152,8 +151,6 @@ def detect(
                 run_id=run_id,
                 run_max=cfg.run_max,
             )
-    finally:
-        store.close()
     if state and input == "-":
         print(
             "fraud: warning: --state with stdin: nothing was checkpointed, a rerun cannot resume (a pipe "

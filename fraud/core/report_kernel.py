@@ -18,7 +18,6 @@ from fraud.core.window_kernel import PROFILE_MS
 _BIG = 1 << 62
 # cols: card_frauds_known_30d, merchant_frauds_known_7d, merchant_frauds_known_30d,
 # merchant_days_since_known_fraud, card_days_since_known_fraud, merchant_fraud_rate_1d/7d/30d
-N_COLS = 8
 
 
 @njit(cache=True)

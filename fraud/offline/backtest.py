@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fraud.core import window_kernel as K
-from fraud.core.detector import Detector, DetectorSettings, runs_of
+from fraud.core.detector import DetectorSettings, open_detector, runs_of
 from fraud.core.records import iter_transactions
 from fraud.offline.evaluation import load_labels_full
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import RuleSet
 from fraud.state.feedback import FeedbackIndex
-from fraud.state.store import StateStore
 
 
 def backtest(
@@ -29,12 +28,10 @@ def backtest(
 ) -> dict:
     labels = load_labels_full(labels_path)
     stats = {r.name: {"action": r.action, "hits": 0, "true_positives": 0, "only_catch": 0} for r in rules.rules}
-    store = StateStore(None, cache_size=1 << 62)
-    det = Detector(store, rules=rules, model=model, settings=settings, feedback=feedback)
     n = frauds = rules_block = rules_alert = final_block = final_alert = 0
     caught_block = caught_alert = 0
     rejected: list[int] = []
-    try:
+    with open_detector(rules=rules, model=model, settings=settings, feedback=feedback) as det:
         for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
             res = det.run(run)
             sev = res.out_i[:, K.O_SEV].tolist()
@@ -59,8 +56,6 @@ def backtest(
                     s["true_positives"] += y
                     if y and len(fired) == 1:
                         s["only_catch"] += 1
-    finally:
-        store.close()
     for s in stats.values():
         s["precision"] = s["true_positives"] / s["hits"] if s["hits"] else None
         s["recall"] = s["true_positives"] / frauds if frauds else None

@@ -19,7 +19,7 @@ from array import array
 import numpy as np
 import orjson
 
-from fraud.core.detector import RUN_MAX, Detector, DetectorSettings
+from fraud.core.detector import RUN_MAX, Detector, DetectorSettings, open_detector
 from fraud.core.latency import percentiles
 from fraud.core.records import BadRecord, decode
 from fraud.errors import UserError
@@ -152,12 +152,9 @@ def run_bench(
         if model is not None:
             variants.append(("detector, rules + model" + (" + fraud reports" if reports else ""), model, reports))
         for name, m, fb in variants:
-            store = StateStore(os.path.join(tmp, str(len(rows))))
-            try:
-                det = Detector(store, rules=rules, model=m, settings=settings, feedback=fb)  # loads the kernels
+            state = os.path.join(tmp, str(len(rows)))
+            with open_detector(state, rules=rules, model=m, settings=settings, feedback=fb) as det:  # kernels load
                 stats = run_file(det, input_path, out, out + ".bad", checkpoint_every=checkpoint_every, run_max=run_max)
-            finally:
-                store.close()
             rows.append(
                 {
                     "pipeline": f"{name} (RocksDB, checkpoint every {checkpoint_every:,})",

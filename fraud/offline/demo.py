@@ -22,14 +22,13 @@ def _say(msg: str) -> None:
 
 def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -> dict:
     from fraud.cli.progress import progress_bar
-    from fraud.core.detector import Detector
+    from fraud.core.detector import open_detector
     from fraud.offline.evaluation import evaluate, format_report
     from fraud.offline.training import train
     from fraud.runners.embedded import run_file
     from fraud.scoring.model import load_model
     from fraud.scoring.rules import load_rules
     from fraud.state.feedback import FeedbackIndex
-    from fraud.state.store import StateStore
     from generator.simulate import SimConfig, write_files
 
     out = Path(directory)
@@ -73,9 +72,8 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
     _say(f"[3/4] detect with {DEFAULT_RULES.name}, the new model and the fraud reports -> {decisions}")
     rules = load_rules(DEFAULT_RULES)
     model = load_model(model_dir)
-    store = StateStore(None, cache_size=cfg.cache_cards)
-    try:
-        det = Detector(store, rules=rules, model=model, settings=cfg.detector, feedback=FeedbackIndex.from_file(fb))
+    parts = dict(rules=rules, model=model, settings=cfg.detector, feedback=FeedbackIndex.from_file(fb))
+    with open_detector(None, cfg.cache_cards, **parts) as det:
         with progress_bar("detect", tx.stat().st_size) as update:
             stats = run_file(
                 det,
@@ -86,8 +84,6 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
                 progress=update,
                 run_max=cfg.run_max,
             )
-    finally:
-        store.close()
     timings["detect_s"] = time.perf_counter() - t0
     _say(f"      {stats.records:,} decisions at {stats.throughput:,.0f} tx/s ({timings['detect_s']:.1f}s)")
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fraud.core.detector import Detector, DetectorSettings, runs_of
+from fraud.core.detector import DetectorSettings, open_detector, runs_of
 from fraud.core.records import iter_transactions
 from fraud.core.units import DAY_MS
 from fraud.offline.evaluation import load_labels_full
 from fraud.scoring.features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from fraud.scoring.model import load_model, model_spec, save_model
 from fraud.state.feedback import FeedbackIndex
-from fraud.state.store import StateStore
 
 MODEL_FEATURES = [
     "amount",
@@ -120,22 +119,18 @@ def replay(
     feedback: FeedbackIndex | None = None,
 ) -> FeatureRows:
     """Run every valid transaction of the file through a fresh detector; keep its feature vector."""
-    store = StateStore(None, cache_size=1 << 62)  # training replay: everything stays in memory
-    det = Detector(store, settings=settings, extra_features=features, feedback=feedback)
-    slots = [det.plan.index[f] for f in features]
     parts: list[np.ndarray] = []
     tx_ids: list[str] = []
     card_ids: list[str] = []
     ts: list[int] = []
     rejected: list[int] = []
-    try:
+    with open_detector(settings=settings, extra_features=features, feedback=feedback) as det:
+        slots = [det.plan.index[f] for f in features]
         for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
             parts.append(det.run(run).X[:, slots])
             tx_ids += [tx.tx_id for tx in run]
             card_ids += [tx.card_id for tx in run]
             ts += [tx.ts for tx in run]
-    finally:
-        store.close()
     X = np.concatenate(parts) if parts else np.empty((0, len(features)))
     return FeatureRows(X, tx_ids, np.array(ts, dtype=np.int64), card_ids, len(rejected))
 

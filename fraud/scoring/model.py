@@ -227,8 +227,3 @@ def load_model(directory: str | Path) -> FastModel:
         return FastModel(spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: invalid model file ({exc})") from None
-
-
-def load_card(directory: str | Path) -> dict:
-    path = Path(directory) / "model_card.json"
-    return orjson.loads(path.read_bytes()) if path.exists() else {}

@@ -32,11 +32,6 @@ _LONGEST_H = max(WINDOW_DAYS) * 24
 _BUFFERED = 4096  # adds buffered before one compiled call (flushed before any read)
 
 
-def cutoff_hour(t: int) -> int:
-    """The first hour no merchant window at event time `t` reads: the one containing t - 7 days."""
-    return (t - DELAY_MS) // HOUR_MS
-
-
 def merchant_key(merchant_id: str) -> int:
     """Stable 64-bit key of a merchant id (Python's `hash` is salted per process): card histories
     saved to RocksDB name their merchants by it."""

@@ -54,6 +54,19 @@ class StateStore:
         self.cache_size = cache_size
         self.arena = CardArena(max_events, cache_size, self._keep_evicted)
 
+    @classmethod
+    def in_memory(cls, max_events: int = MAX_EVENTS_PER_CARD) -> StateStore:
+        """A store without RocksDB, every card in memory: for replays (training, backtests, warm-up)
+        that never checkpoint and never resume."""
+        store = cls.__new__(cls)
+        store._tmp = None
+        store.path = Path("<memory>")
+        store._db = None
+        store._pending = {}
+        store.cache_size = 1 << 62
+        store.arena = CardArena(max_events, store.cache_size, store._keep_evicted)
+        return store
+
     def _keep_evicted(self, card_id: str, data: bytes) -> None:
         self._pending[CARD_PREFIX + card_id.encode()] = data
 
@@ -63,7 +76,7 @@ class StateStore:
         key = CARD_PREFIX + card_id.encode()
         data = self._pending.pop(key, None)
         dirty = data is not None  # a pending card is not on disk yet
-        if data is None:
+        if data is None and self._db is not None:
             data = self._db.get(key)
         try:
             return self.arena.admit(card_id, data, dirty)
@@ -72,6 +85,8 @@ class StateStore:
 
     def checkpoint(self, meta: dict) -> None:
         """Write dirty cards and `meta` (input position, watermark, ...) in one atomic batch."""
+        if self._db is None:
+            raise RuntimeError("an in-memory store has nowhere to checkpoint")
         wb = WriteBatch(raw_mode=True)
         for key, data in self._pending.items():
             wb.put(key, data)
@@ -85,11 +100,12 @@ class StateStore:
 
     def meta(self) -> dict | None:
         """The metadata of the last checkpoint, or None for a fresh store."""
-        data = self._db.get(META_KEY)
+        data = self._db.get(META_KEY) if self._db is not None else None
         return orjson.loads(data) if data is not None else None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
