@@ -90,6 +90,48 @@ class RunResult:
         return view
 
 
+def decision_records(
+    txs: Sequence[Transaction],
+    res: RunResult,
+    arrived_ns: Sequence[int],
+    now_ns: Callable[[], int],
+    names: Sequence[str],
+    has_model: bool,
+) -> list[dict]:
+    """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
+    returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
+
+    Scores are rounded to 6 decimals as numpy does (x 1e6, to the nearest integer, / 1e6): the
+    same float as Python's `round` except for values within one ulp of a tie.
+    """
+    now = now_ns()
+    oi = res.out_i.tolist()
+    of = np.round(res.out_f, 6).tolist()
+    fired = res.fired
+    out = []
+    last_at, latency = None, 0.0
+    for k, tx in enumerate(txs):
+        late, _, dec, nfired = oi[k]
+        score, ms = of[k]
+        at = arrived_ns[k]
+        if at != last_at:
+            last_at, latency = at, round((now - at) / 1e6, 4)
+        out.append(
+            {
+                "tx_id": tx.tx_id,
+                "card_id": tx.card_id,
+                "event_time": tx.event_time,
+                "decision": ACTIONS[dec],
+                "score": score,
+                "model_score": ms if has_model else None,
+                "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
+                "latency_ms": latency,
+                "late": late == 1,
+            }
+        )
+    return out
+
+
 class Detector:
     """Watermark + card state + features + rules + model -> one decision per transaction."""
 
@@ -300,40 +342,8 @@ class Detector:
     def records(
         self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int], now_ns: Callable[[], int]
     ) -> list[dict]:
-        """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
-        returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
-
-        Scores are rounded to 6 decimals as numpy does (x 1e6, to the nearest integer, / 1e6): the
-        same float as Python's `round` except for values within one ulp of a tie.
-        """
-        now = now_ns()
-        oi = res.out_i.tolist()
-        of = np.round(res.out_f, 6).tolist()
-        has_model = self.model is not None
-        names = self.rule_names
-        fired = res.fired
-        out = []
-        last_at, latency = None, 0.0
-        for k, tx in enumerate(txs):
-            late, _, dec, nfired = oi[k]
-            score, ms = of[k]
-            at = arrived_ns[k]
-            if at != last_at:
-                last_at, latency = at, round((now - at) / 1e6, 4)
-            out.append(
-                {
-                    "tx_id": tx.tx_id,
-                    "card_id": tx.card_id,
-                    "event_time": tx.event_time,
-                    "decision": ACTIONS[dec],
-                    "score": score,
-                    "model_score": ms if has_model else None,
-                    "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
-                    "latency_ms": latency,
-                    "late": late == 1,
-                }
-            )
-        return out
+        """The decision records of a run (`decision_records`)."""
+        return decision_records(txs, res, arrived_ns, now_ns, self.rule_names, self.model is not None)
 
     # -- one event at a time (tests, tools): a run of one, the same kernel --------------------
 

@@ -201,7 +201,7 @@ class KafkaRunner:
         self.stopping = True
 
     def _process_batch(self, msgs) -> None:
-        items = self._decode_batch(msgs)
+        items = decode_batch(msgs)
         newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
         # Global tables first, and before the transaction opens (waiting inside it could outlast its
         # timeout). A stop while waiting: nothing of this batch was produced or committed.
@@ -227,23 +227,6 @@ class KafkaRunner:
         if self.metrics:
             self.metrics.batch_committed(batch_counts, batch_latencies)
 
-    def _decode_batch(self, msgs) -> list:
-        """[(message, Transaction or BadRecord, arrival clock)]."""
-        clock = time.perf_counter_ns
-        items = []
-        for m in msgs:
-            arrived = clock()
-            err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                continue
-            try:
-                items.append((m, decode(m.value()), arrived))
-            except BadRecord as exc:
-                items.append((m, exc, arrived))
-        return items
-
     def _produce_batch(self, producer, items: list, touched: dict) -> tuple[dict[str, int], list[float]]:
         """Decide the batch and produce its outputs into the open transaction; returns its decision
         counts and latencies, which count once the transaction is committed.
@@ -261,22 +244,7 @@ class KafkaRunner:
             if task is None:  # revoked in between: another worker owns it now
                 continue
             if isinstance(tx, BadRecord):
-                reason = mask_text(str(tx))
-                key = m.key()
-                producer.produce(
-                    dlq_topic,
-                    key=mask_pans(key) if key else key,
-                    headers=[("error", reason.encode())],
-                    value=orjson.dumps(
-                        {
-                            "topic": m.topic(),
-                            "partition": m.partition(),
-                            "offset": m.offset(),
-                            "error": reason,
-                            "record": mask_pans(m.value() or b"").decode("utf-8", "replace"),
-                        }
-                    ),
-                )
+                producer.produce(dlq_topic, **dead_letter(m, tx))
                 counts["dead_letters"] += 1
             else:
                 txs, times = runs.setdefault(m.partition(), ([], []))
@@ -315,3 +283,41 @@ class KafkaRunner:
             if self.transactions is not None:
                 self.transactions.flush(10)
             self.status.close()
+
+
+def decode_batch(msgs: list) -> list:
+    """[(message, Transaction or BadRecord, arrival clock)] of a batch; transient client errors
+    (a broker away) are skipped, librdkafka retries them; a fatal one is raised."""
+    clock = time.perf_counter_ns
+    items = []
+    for m in msgs:
+        arrived = clock()
+        err = m.error()
+        if err is not None:
+            if err.fatal():
+                raise KafkaException(err)
+            continue
+        try:
+            items.append((m, decode(m.value()), arrived))
+        except BadRecord as exc:
+            items.append((m, exc, arrived))
+    return items
+
+
+def dead_letter(m, error: BadRecord) -> dict:
+    """The dead-letter message of a bad record (SPEC 1): where it was, why, and the record with
+    anything that looks like a card number masked, in the value, the key and the `error` header."""
+    reason = mask_text(str(error))
+    key = m.key()
+    value = {
+        "topic": m.topic(),
+        "partition": m.partition(),
+        "offset": m.offset(),
+        "error": reason,
+        "record": mask_pans(m.value() or b"").decode("utf-8", "replace"),
+    }
+    return {
+        "key": mask_pans(key) if key else key,
+        "headers": [("error", reason.encode())],
+        "value": orjson.dumps(value),
+    }
