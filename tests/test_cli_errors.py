@@ -134,7 +134,7 @@ def error_cases(f: dict, d: Path) -> dict:
             f["bad_duration"],
         ],
         "missing_model_dir": ["detect", "--input", f["tx"], "--output", out, "--model", str(d / "no_model")],
-        "kafka_unavailable": ["detect", "--kafka", "127.0.0.1:1"],
+        "kafka_unavailable": ["simulate", "--kafka", "127.0.0.1:1"],  # detect waits instead
         "output_not_writable": [
             "detect",
             "--input",

@@ -61,7 +61,11 @@ def detect(
         None, "--instance", help="Kafka: this worker's name, unique in the group (default: host name)"
     ),
     stop_when_idle: float | None = typer.Option(
-        None, "--stop-when-idle", min=0.0, help="Kafka: exit after this many seconds with no input and no lag"
+        None,
+        "--stop-when-idle",
+        min=0.0,
+        help="Kafka: exit once drained: this worker has partitions, no input came for this many seconds, and the "
+        "group has committed every partition of the input topic to its end",
     ),
     metrics_port: int | None = typer.Option(
         None, "--metrics-port", min=0, max=65535, help="Kafka: serve Prometheus metrics on http://HOST:PORT/metrics"
@@ -195,7 +199,7 @@ def _detect_kafka(
     metrics_port,
     metrics_host,
 ) -> None:
-    from fraud.runners.kafka.admin import check_reachable, ensure_topics, topic_partitions
+    from fraud.runners.kafka.admin import ensure_topics, topic_partitions, wait_reachable
     from fraud.runners.kafka.worker import KafkaRunner
     from fraud.settings.kafka import kafka_settings
     from fraud.settings.pipeline import KAFKA_STATE_DIR
@@ -204,7 +208,22 @@ def _detect_kafka(
     settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=bootstrap)
     if group:
         settings.group = group
-    check_reachable(settings)
+    stop = {"now": False}
+
+    def stopping(signum=None, frame=None) -> None:
+        stop["now"] = True
+
+    previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        reachable = wait_reachable(
+            settings, lambda: stop["now"], lambda msg: print(f"fraud detect: {msg}", file=sys.stderr)
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not reachable:
+        print("fraud detect: stopped before Kafka answered; nothing was decided", file=sys.stderr)
+        return
     source = input_topic or settings.topics["transactions"]
     partitions = topic_partitions(settings, source)
     if not partitions:

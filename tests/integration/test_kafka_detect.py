@@ -443,3 +443,63 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
     finally:
         w.send_signal(signal.SIGTERM)
     assert w.wait(60) == 0, log.read_text(errors="replace")[-2000:]
+
+
+def _group_committed(group: str, topic: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10)}
+    finally:
+        c.close()
+
+
+def test_idle_means_drained_not_a_partial_assignment(sim_stream, tmp_path):
+    """A member that holds partitions without deciding them (a dead worker whose session has not
+    expired yet) must not make a `--stop-when-idle` worker exit with only its own share decided: it
+    waits, then takes over the partitions once the member leaves, and decides every transaction."""
+    want = embedded_reference(sim_stream, tmp_path)
+    inp, out = _topic("tx"), _topic("dec")
+    total = produce_file(sim_stream, inp)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    holder = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": 10000,
+        }
+    )
+    holder.subscribe([inp])
+    try:
+        deadline = time.monotonic() + 60
+        while not holder.assignment():
+            holder.poll(0.2)
+            assert time.monotonic() < deadline, "the holder never got partitions"
+        w = worker(tmp_path, inp, out, group, "idle", idle=1.0)
+        # wait until the worker has decided its share: the group then has two partitions at their end
+        highs = {}
+        probe = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"probe-{uuid.uuid4().hex}"})
+        for p in range(4):
+            highs[p] = probe.get_watermark_offsets(TopicPartition(inp, p), timeout=10)[1]
+        probe.close()
+        deadline = time.monotonic() + 180
+        while True:
+            holder.poll(0.2)  # stays a live member, and takes part in the rebalance the worker causes
+            done = [p for p, off in _group_committed(group, inp).items() if off >= highs[p] > 0]
+            if len(done) >= 2:
+                break
+            assert w.poll() is None, (tmp_path / "idle.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the worker never drained its share"
+        # drained its share, idle for longer than --stop-when-idle: it must still be running
+        until = time.monotonic() + 5
+        while time.monotonic() < until:
+            holder.poll(0.2)
+            assert w.poll() is None, "exited with partitions of the group undecided"
+    finally:
+        holder.close()  # leaves the group: its partitions move to the worker
+    finish(w, tmp_path / "idle.log", 180)
+    got = decisions(out)
+    assert len(got) == total - 10  # the 10 malformed lines are dead letters
+    assert_exactly_once_and_equal(got, want)

@@ -7,6 +7,7 @@ Every failure the user can fix (broker down, wrong address, missing rights) surf
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -30,6 +31,10 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())  # one line
 
 
+class Unreachable(UserError):
+    """No broker answered (as opposed to a client configuration that cannot work at all)."""
+
+
 def check_reachable(settings: KafkaSettings, timeout: float = 10.0) -> None:
     """Raise UserError unless a broker at settings.bootstrap answers a metadata request within timeout."""
     start = time.monotonic()
@@ -43,14 +48,40 @@ def check_reachable(settings: KafkaSettings, timeout: float = 10.0) -> None:
     try:
         md = admin.list_topics(timeout=max(0.1, timeout))
     except KafkaException as exc:
-        raise UserError(
+        raise Unreachable(
             f"Kafka broker at {settings.bootstrap} is unreachable (no answer within {timeout:g}s: {_reason(exc)})"
         ) from None
     if not md.brokers:
-        raise UserError(
+        raise Unreachable(
             f"Kafka broker at {settings.bootstrap} is unreachable "
             f"(metadata without brokers after {time.monotonic() - start:.1f}s)"
         )
+
+
+def wait_reachable(
+    settings: KafkaSettings, stopping: Callable[[], bool], say: Callable[[str], None], max_backoff_s: float = 30.0
+) -> bool:
+    """Wait for the broker, retrying with a doubling backoff (1 s up to `max_backoff_s`); False if
+    `stopping()` came first. One line when it starts waiting and one when the broker answers; an
+    invalid client configuration is raised at once (waiting cannot fix it)."""
+    backoff = 1.0
+    waiting_since = None
+    while True:
+        try:
+            check_reachable(settings, timeout=5.0)
+            if waiting_since is not None:
+                say(f"Kafka at {settings.bootstrap} answered after {time.monotonic() - waiting_since:.0f}s")
+            return True
+        except Unreachable as exc:
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                say(f"{exc}; retrying with backoff up to {max_backoff_s:g}s (SIGTERM or Ctrl-C to stop)")
+        until = time.monotonic() + backoff
+        while time.monotonic() < until:
+            if stopping():
+                return False
+            time.sleep(0.1)
+        backoff = min(2 * backoff, max_backoff_s)
 
 
 def topic_partitions(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> int:

@@ -162,7 +162,7 @@ class KafkaRunner:
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         idle_since = time.monotonic()
-        last_status = 0.0
+        last_status = last_drain_check = 0.0
         try:
             while not self.stopping:
                 # Wait for one record, then take whatever else is already fetched: small batches
@@ -178,13 +178,11 @@ class KafkaRunner:
                     self.status.show(self.counts, self.latencies, sorted(self.tasks), lag)
                     last_status = now
                 if not msgs:
-                    if (
-                        self.stop_when_idle is not None
-                        and now - idle_since >= self.stop_when_idle
-                        and self.tasks
-                        and self._lag() == 0
-                    ):
-                        break
+                    if self.stop_when_idle is not None and now - idle_since >= self.stop_when_idle:
+                        if now - last_drain_check >= 1.0:  # broker round trips: once a second at most
+                            last_drain_check = now
+                            if self._drained():
+                                break
                     continue
                 idle_since = now
                 self._process_batch(msgs)
@@ -259,6 +257,24 @@ class KafkaRunner:
                 counts[d["decision"]] += 1
                 lat.append(d["latency_ms"])
         return counts, lat
+
+    def _drained(self) -> bool:
+        """Idle means drained: this worker has partitions, and the group's committed offset of every
+        partition of the input topic has reached its end (high watermark; an empty partition counts
+        as drained). A worker without partitions (before its first assignment, during a rebalance, or
+        while a dead member still holds some) is waiting, not idle."""
+        if not self.tasks:
+            return False
+        try:
+            topic = self.consumer.list_topics(self.input_topic, timeout=5).topics[self.input_topic]
+            parts = [TopicPartition(self.input_topic, p) for p in sorted(topic.partitions)]
+            for tp in self.consumer.committed(parts, timeout=10):
+                low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
+                if high > low and tp.offset < high:  # OFFSET_INVALID (nothing committed) is negative
+                    return False
+        except KafkaException:
+            return False
+        return True
 
     def _lag(self) -> int:
         lag = 0
