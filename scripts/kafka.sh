@@ -13,12 +13,18 @@
 #                              "stopped" and exit 3 (LSB convention for "not running").
 #   scripts/kafka.sh fetch     only fetch the jars (e.g. to warm a cache).
 #   scripts/kafka.sh reset     stop, then delete this port's data directory.
+#   scripts/kafka.sh console-consumer ARGS...
+#                              run Apache Kafka's own ConsoleConsumer (Java, not librdkafka) with
+#                              ARGS, e.g. --bootstrap-server 127.0.0.1:9092 --topic decisions
+#                              --from-beginning --isolation-level read_committed --timeout-ms 10000;
+#                              its jars are fetched once into tools-libs/ (scripts/kafka/tools-pom.xml).
 #
 # Typical use:  export KAFKA_BOOTSTRAP=$(scripts/kafka.sh start)
 #
 # Needs java (17+) on PATH, and mvn for the first fetch (Maven Central only). Files, all under the
 # git-ignored .cache/kafka/ (KAFKA_CACHE_DIR overrides):
 #   libs/                       broker jars from scripts/kafka/pom.xml (re-fetched when the pom changes)
+#   tools-libs/                 Kafka's command-line tools, from scripts/kafka/tools-pom.xml
 #   fetch.log                   Maven output of the last fetch
 #   server-<port>.properties    rendered from scripts/kafka/server.properties
 #   data-<port>/                log.dirs (KAFKA_DATA_DIR overrides), formatted on first start
@@ -154,6 +160,38 @@ fetch_libs() {
   rm -rf "$LIBS"
   mv "$tmp" "$LIBS"
   log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $(since "$t0")s"
+}
+
+fetch_tools() {
+  local dir=$CACHE/tools-libs stamp want tmp
+  want=$(sha256sum "$KDIR/tools-pom.xml" | awk '{ print $1 }')
+  stamp=$dir/.pom.sha256
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && compgen -G "$dir/kafka-tools-*.jar" >/dev/null; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH; it is needed once to fetch Kafka's tools into $dir"
+  mkdir -p "$CACHE"
+  tmp=$dir.tmp
+  rm -rf "$tmp"
+  log "fetching Apache Kafka's command-line tools with Maven (first use; log: $CACHE/fetch-tools.log) ..."
+  # shellcheck disable=SC2086
+  if ! mvn -B -q -Dstyle.color=never ${KAFKA_MVN_ARGS:-} -f "$KDIR/tools-pom.xml" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+      >"$CACHE/fetch-tools.log" 2>&1; then
+    tail_to_stderr "$CACHE/fetch-tools.log" 25
+    rm -rf "$tmp"
+    die "fetching Kafka's tools with Maven failed (full log: $CACHE/fetch-tools.log)"
+  fi
+  echo "$want" >"$tmp/.pom.sha256"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+}
+
+cmd_console_consumer() {
+  need_java
+  fetch_tools
+  exec java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$CACHE/tools-libs/*" \
+    org.apache.kafka.tools.consumer.ConsoleConsumer "$@"
 }
 
 # --- start / stop ------------------------------------------------------------------------------
@@ -330,5 +368,6 @@ case ${1:-} in
   status) cmd_status ;;
   fetch) need_java; fetch_libs ;;
   reset) cmd_reset ;;
+  console-consumer) shift; cmd_console_consumer "$@" ;;
   *) usage ;;
 esac

@@ -173,6 +173,32 @@ def finish(w: subprocess.Popen, log: Path, timeout: float) -> None:
     assert rc == 0, log.read_text(errors="replace")[-4000:]
 
 
+def java_console_read(topic: str, isolation: str) -> list[dict]:
+    """Every record of `topic`, read by Kafka's Java ConsoleConsumer (scripts/kafka.sh
+    console-consumer) with the given isolation level; it exits after 10 s without a record."""
+    proc = subprocess.run(
+        [
+            str(ROOT / "scripts" / "kafka.sh"),
+            "console-consumer",
+            "--bootstrap-server",
+            BOOTSTRAP,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--isolation-level",
+            isolation,
+            "--timeout-ms",
+            "10000",
+            "--consumer-property",
+            f"group.id=java-{uuid.uuid4().hex[:8]}",
+        ],
+        capture_output=True,
+        timeout=600,
+    )
+    assert b"Processed a total of" in proc.stderr, proc.stderr[-2000:]
+    return [orjson.loads(line) for line in proc.stdout.splitlines() if line.startswith(b"{")]
+
+
 def committed_count(topic: str) -> int:
     return len(read_committed(topic))
 
@@ -291,6 +317,11 @@ def test_sigkill_three_times_then_exactly_once(stream, reference, tmp_path):
     w = worker(tmp_path, inp, out, group, "crashy")
     finish(w, tmp_path / "crashy.log", 240)
     assert_exactly_once_and_equal(decisions(out), reference)
+    # The same check by a client that is not librdkafka: Apache Kafka's own Java console consumer.
+    java = java_console_read(out, "read_committed")
+    assert_exactly_once_and_equal(java, reference)
+    uncommitted = java_console_read(out, "read_uncommitted")  # aborted batches of the killed workers too
+    assert len(uncommitted) >= len(java)
 
 
 def test_two_workers_one_killed_for_good(stream, reference, tmp_path):
