@@ -31,3 +31,15 @@ def test_bad_client_property_is_a_configuration_error(client):
     with pytest.raises(UserError) as info:
         check_reachable(s, timeout=1.0)
     assert "configuration is invalid" in str(info.value) and "unreachable" not in str(info.value)
+
+
+def test_guarantee_is_one_of_two_and_the_environment_wins():
+    from fraud.errors import ConfigError
+    from fraud.settings.kafka import kafka_settings
+
+    assert kafka_settings({}, "p.yaml", env={}).guarantee == "exactly_once"
+    assert kafka_settings({"guarantee": "at_least_once"}, "p.yaml", env={}).guarantee == "at_least_once"
+    env = {"FRAUD_KAFKA_GUARANTEE": "at_least_once"}
+    assert kafka_settings({"guarantee": "exactly_once"}, "p.yaml", env=env).guarantee == "at_least_once"
+    with pytest.raises(ConfigError, match=r"p.yaml: kafka.guarantee: must be one of exactly_once, at_least_once"):
+        kafka_settings({"guarantee": "exactly-once"}, "p.yaml", env={})

@@ -114,18 +114,17 @@ def bench(
         settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=kafka)
         check_reachable(settings)
         result = run_kafka_bench(settings, input, rate)
-        e2e = result["e2e_ms"]
-        print(
-            f"{result['decided']:,}/{result['transactions']:,} decided; produced at "
-            f"{result['achieved_rate']:,.0f} tx/s (target {rate:,.0f}); end-to-end latency, produce to "
-            f"committed decision, after the first {result['warmup_s']:g} s: "
-            + ", ".join(f"{k} {v:.1f} ms" for k, v in e2e.items())
-            + (
-                f"; first {result['warmup_s']:g} s: max {result['warmup_max_ms']:.1f} ms"
-                if result["warmup_max_ms"] is not None
+        for guarantee, r in result.items():
+            warm = (
+                f"; first {r['warmup_s']:g} s: max {r['warmup_max_ms']:.1f} ms"
+                if r["warmup_max_ms"] is not None
                 else ""
             )
-        )
+            print(
+                f"{guarantee}: {r['decided']:,}/{r['transactions']:,} decided; produced at {r['achieved_rate']:,.0f} "
+                f"tx/s (target {rate:,.0f}); end-to-end latency, produce to committed decision, after the first "
+                f"{r['warmup_s']:g} s: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["e2e_ms"].items()) + warm
+            )
         if json_out:
             Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return

@@ -1,5 +1,6 @@
 """`fraud bench --kafka`: end-to-end latency through a real broker, from the moment a transaction is
-produced to the moment its decision is readable by a `read_committed` consumer.
+produced to the moment its decision is readable by a `read_committed` consumer, under each delivery
+guarantee (`kafka.guarantee`).
 
 The detector runs as its own process (`fraud detect --kafka`), as in production; this process
 produces at a fixed rate and reads the decisions back.
@@ -7,6 +8,7 @@ produces at a fixed rate and reads the decisions back.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from fraud.core.latency import percentiles
 from fraud.core.records import BadRecord, decode
 from fraud.errors import UserError
 from fraud.runners.kafka.admin import delete_topics, ensure_topics, wait_group_assigned
-from fraud.settings.kafka import KafkaSettings
+from fraud.settings.kafka import GUARANTEES, KafkaSettings
 
 WARMUP_S = 5.0
 
@@ -42,13 +44,19 @@ def run_kafka_bench(
         keys.append(tx.card_id.encode())
     if not lines:
         raise UserError(f"{input_path}: no valid transaction to produce")
-    run = uuid.uuid4().hex[:8]
-    inp, out = f"bench-tx-{run}", f"bench-decisions-{run}"
-    ensure_topics(settings, {inp: partitions, out: partitions})
-    try:
-        return _measure(settings, inp, out, run, lines, ids, keys, rate, partitions, detector_args)
-    finally:
-        delete_topics(settings, [inp, out])
+    results = {}
+    for guarantee in GUARANTEES:  # each on its own topics, with its own worker
+        run = uuid.uuid4().hex[:8]
+        inp, out = f"bench-tx-{run}", f"bench-decisions-{run}"
+        ensure_topics(settings, {inp: partitions, out: partitions})
+        try:
+            env = {**os.environ, "FRAUD_KAFKA_GUARANTEE": guarantee}
+            results[guarantee] = _measure(
+                settings, inp, out, run, lines, ids, keys, rate, partitions, detector_args, env
+            )
+        finally:
+            delete_topics(settings, [inp, out])
+    return results
 
 
 def _measure(
@@ -62,6 +70,7 @@ def _measure(
     rate: float,
     partitions: int,
     detector_args: list[str] | None,
+    env: dict[str, str],
 ) -> dict:
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
@@ -86,6 +95,7 @@ def _measure(
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         consumer = Consumer(
             settings.client_config(

@@ -31,7 +31,9 @@ _KNOWN = {
     "commit_interval_ms",
     "session_timeout_ms",
     "client",
+    "guarantee",
 }
+GUARANTEES = ("exactly_once", "at_least_once")
 ENV_PREFIX = "FRAUD_KAFKA_"
 FROM_CONFIG = "config"  # `--kafka config`: the address from kafka.bootstrap or FRAUD_KAFKA_BOOTSTRAP
 
@@ -44,10 +46,11 @@ class KafkaSettings:
     replication_factor: int = 1
     group: str = "fraud-detector"
     transaction_timeout_ms: int = 10_000
-    batch_max: int = 500
+    batch_max: int = 5000
     commit_interval_ms: int = 100
     session_timeout_ms: int = 10_000  # a worker that died silently loses its partitions after this
     client: dict[str, str] = field(default_factory=dict)  # librdkafka properties, passed through
+    guarantee: str = "exactly_once"  # or "at_least_once" (docs/kafka.md, "Delivery guarantees")
 
     def client_config(self, **extra: object) -> dict:
         """librdkafka configuration: bootstrap + pass-through properties + the caller's own."""
@@ -90,6 +93,8 @@ def kafka_settings(
             if type(v) is not int or v < 1:
                 raise ConfigError(f"{source}: kafka.{key}: must be a positive integer, got {v!r}")
             setattr(s, key, v)
+    if "guarantee" in section:
+        s.guarantee = _guarantee(section["guarantee"], f"{source}: kafka.guarantee")
     if "group" in section:
         if not isinstance(section["group"], str) or not section["group"]:
             raise ConfigError(f"{source}: kafka.group: must be a non-empty string")
@@ -106,8 +111,16 @@ def kafka_settings(
             s.bootstrap = value
         elif key == "group":
             s.group = value
+        elif key == "guarantee":
+            s.guarantee = _guarantee(value, f"{name} (environment)")
         else:  # FRAUD_KAFKA_SASL_PASSWORD -> sasl.password
             s.client[key.replace("_", ".")] = value
     if bootstrap and bootstrap != FROM_CONFIG:
         s.bootstrap = bootstrap
     return s
+
+
+def _guarantee(value: object, where: str) -> str:
+    if value not in GUARANTEES:
+        raise ConfigError(f"{where}: must be one of {', '.join(GUARANTEES)}, got {value!r}")
+    return str(value)

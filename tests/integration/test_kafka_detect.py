@@ -534,3 +534,38 @@ def test_idle_means_drained_not_a_partial_assignment(sim_stream, tmp_path):
     got = decisions(out)
     assert len(got) == total - 10  # the 10 malformed lines are dead letters
     assert_exactly_once_and_equal(got, want)
+
+
+def test_at_least_once_repeats_are_identical_after_sigkills(stream, reference, tmp_path):
+    """kafka.guarantee: at_least_once. Decisions go out without transactions; after SIGKILLs the
+    records since the last offset commit are decided again, with the same key and the same bytes,
+    so the last record per tx_id gives the embedded run's decisions, every one of them."""
+    inp, out = _topic("tx"), _topic("dec")
+    produce_file(stream, inp)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    env = {"FRAUD_KAFKA_GUARANTEE": "at_least_once"}
+    total = len(reference)
+    for k in range(2):
+        w = worker(tmp_path, inp, out, group, "alo", idle=None, extra_env=env)
+        target = (k + 1) * total // 3
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and w.poll() is None:
+            time.sleep(0.3)
+            if committed_count(out) >= target:
+                break
+        w.send_signal(signal.SIGKILL)
+        w.wait()
+    w = worker(tmp_path, inp, out, group, "alo", extra_env=env)
+    finish(w, tmp_path / "alo.log", 240)
+    records: dict[str, set[tuple[bytes, bytes]]] = {}
+    last: dict[str, dict] = {}
+    got = read_committed(out)
+    print(f"at-least-once: {len(got) - len(reference)} repeated decisions")  # -s shows it
+    for m in got:
+        d = orjson.loads(m.value())
+        assert "latency_ms" not in d and dict(m.headers() or [])["latency_ms"]
+        records.setdefault(d["tx_id"], set()).add((m.key(), m.value()))
+        last[d["tx_id"]] = d
+    assert set(records) == set(reference), f"missing {len(set(reference) - set(records))} decisions"
+    assert all(len(v) == 1 for v in records.values()), "a repeated decision differs from the first"
+    assert_exactly_once_and_equal(list(last.values()), reference)

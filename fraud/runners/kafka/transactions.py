@@ -92,6 +92,12 @@ class Transactions:
                     "transaction.timeout.ms": s.transaction_timeout_ms,
                     "enable.idempotence": True,
                     "linger.ms": 2,
+                    # A transaction begun right after a commit finds the coordinator still
+                    # completing it (CONCURRENT_TRANSACTIONS, KAFKA-5477), and librdkafka retries
+                    # after retry.backoff.ms, 100 ms by default: most of a batch's latency.
+                    # Retries back off exponentially from here up to retry.backoff.max.ms.
+                    "retry.backoff.ms": 5,
+                    "retry.backoff.max.ms": 1000,
                     "compression.type": "lz4",
                     "client.id": f"fraud-{self.instance}",
                 }
@@ -156,6 +162,67 @@ class Transactions:
         """A new producer with the same transactional id fences the old one, then rewind."""
         self._stuck.append(self.producer)
         self.producer = self._new_producer()
+        self._on_rewind()
+
+    def flush(self, timeout_s: float) -> None:
+        self.producer.flush(timeout_s)
+
+
+class AtLeastOnce:
+    """The other delivery guarantee, with `Transactions`' interface: decisions are produced as soon
+    as they are made (an idempotent producer, no transaction, nothing for readers to wait on), and a
+    batch's input offsets are committed once every one of its outputs is delivered. After a crash the
+    records since the last commit are decided again; a restored partition decides them exactly as
+    before, so the repeats carry the same key and the same value (the worker keeps the only varying
+    field, `latency_ms`, in a header in this mode): a reader that keeps the last record per `tx_id`
+    sees exactly-once results."""
+
+    def __init__(self, settings: KafkaSettings, instance: str, on_rewind: Callable[[], None], consumer: Any) -> None:
+        self.settings = settings
+        self.instance = instance
+        self._on_rewind = on_rewind
+        self._consumer = consumer
+        self._failed = 0
+        self.producer = Producer(
+            settings.client_config(
+                **{
+                    "enable.idempotence": True,
+                    "linger.ms": 2,
+                    "compression.type": "lz4",
+                    "client.id": f"fraud-{instance}",
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._delivered,
+                }
+            )
+        )
+
+    def _delivered(self, error: KafkaError | None, message: object) -> None:
+        if error is not None:
+            self._failed += 1
+
+    def begin(self) -> Producer:
+        self._failed = 0
+        return self.producer
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: object) -> bool:
+        """Wait until the batch's outputs are delivered, then commit its offsets; False (and a
+        rewind: the batch is decided again) if an output was not delivered or the commit failed."""
+        if self.producer.flush(self.settings.transaction_timeout_ms / 1000) or self._failed:
+            self._on_rewind()
+            return False
+        if offsets:
+            try:
+                retrying(
+                    lambda: self._consumer.commit(offsets=offsets, asynchronous=False), 20, 0.5, KafkaError.retriable
+                )
+            except KafkaException:
+                self._on_rewind()
+                return False
+        return True
+
+    def abort(self) -> None:
+        """A batch that could not be produced whole: deliver what was, then decide it again."""
+        self.producer.flush(self.settings.transaction_timeout_ms / 1000)
         self._on_rewind()
 
     def flush(self, timeout_s: float) -> None:
