@@ -212,7 +212,9 @@ class KafkaRunner:
         producer = self.transactions.begin()
         touched: dict[int, PartitionTask] = {}
         try:
-            batch_counts, batch_latencies = self._produce_batch(producer, items, touched)
+            batch_counts, batch_latencies = produce_batch(
+                self.tasks, self.output_topic, self.dlq_topic, self.exactly_once, producer, items, touched
+            )
         except BufferError:
             self.transactions.abort()
             return
@@ -228,50 +230,6 @@ class KafkaRunner:
         self.latencies.extend(batch_latencies)
         if self.metrics:
             self.metrics.batch_committed(batch_counts, batch_latencies)
-
-    def _produce_batch(self, producer, items: list, touched: dict) -> tuple[dict[str, int], list[float]]:
-        """Decide the batch and produce its outputs into the open transaction; returns its decision
-        counts and latencies, which count once the transaction is committed.
-
-        Each partition's valid transactions go through its detector as one run (one kernel call,
-        in arrival order, exactly as one by one); the decisions are then produced in that order.
-        """
-        clock = time.perf_counter_ns
-        out_topic, dlq_topic = self.output_topic, self.dlq_topic
-        exactly_once = self.exactly_once
-        counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
-        lat: list[float] = []
-        runs: dict[int, tuple[list, list]] = {}
-        for m, tx, arrived in items:
-            task = self.tasks.get(m.partition())
-            if task is None:  # revoked in between: another worker owns it now
-                continue
-            if isinstance(tx, BadRecord):
-                producer.produce(dlq_topic, **dead_letter(m, tx))
-                counts["dead_letters"] += 1
-            else:
-                txs, times = runs.setdefault(m.partition(), ([], []))
-                txs.append(tx)
-                times.append(arrived)
-            task.after_record(m.offset())
-            touched[m.partition()] = task
-        for partition, (txs, times) in runs.items():
-            det = self.tasks[partition].detector
-            for d in det.records(txs, det.run(txs), times, clock):
-                if exactly_once:
-                    producer.produce(out_topic, key=d["card_id"].encode(), value=orjson.dumps(d))
-                else:  # a repeat after a crash must be byte-identical: the latency goes to a header
-                    latency = d.pop("latency_ms")
-                    producer.produce(
-                        out_topic,
-                        key=d["card_id"].encode(),
-                        value=orjson.dumps(d),
-                        headers=[("latency_ms", repr(latency).encode())],
-                    )
-                    d["latency_ms"] = latency
-                counts[d["decision"]] += 1
-                lat.append(d["latency_ms"])
-        return counts, lat
 
     def _drained(self) -> bool:
         """Idle means drained: this worker has partitions, and the group's committed offset of every
@@ -352,3 +310,54 @@ def dead_letter(m, error: BadRecord) -> dict:
         "headers": [("error", reason.encode())],
         "value": orjson.dumps(value),
     }
+
+
+def produce_batch(
+    tasks: dict[int, PartitionTask],
+    out_topic: str,
+    dlq_topic: str,
+    exactly_once: bool,
+    producer,
+    items: list,
+    touched: dict,
+) -> tuple[dict[str, int], list[float]]:
+    """Decide the batch and produce its outputs (into the open transaction when exactly-once); returns its decision
+    counts and latencies, which count once the transaction is committed.
+
+    Each partition's valid transactions go through its detector as one run (one kernel call,
+    in arrival order, exactly as one by one); the decisions are then produced in that order.
+    """
+    clock = time.perf_counter_ns
+    counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
+    lat: list[float] = []
+    runs: dict[int, tuple[list, list]] = {}
+    for m, tx, arrived in items:
+        task = tasks.get(m.partition())
+        if task is None:  # revoked in between: another worker owns it now
+            continue
+        if isinstance(tx, BadRecord):
+            producer.produce(dlq_topic, **dead_letter(m, tx))
+            counts["dead_letters"] += 1
+        else:
+            txs, times = runs.setdefault(m.partition(), ([], []))
+            txs.append(tx)
+            times.append(arrived)
+        task.after_record(m.offset())
+        touched[m.partition()] = task
+    for partition, (txs, times) in runs.items():
+        det = tasks[partition].detector
+        for d in det.records(txs, det.run(txs), times, clock):
+            if exactly_once:
+                producer.produce(out_topic, key=d["card_id"].encode(), value=orjson.dumps(d))
+            else:  # a repeat after a crash must be byte-identical: the latency goes to a header
+                latency = d.pop("latency_ms")
+                producer.produce(
+                    out_topic,
+                    key=d["card_id"].encode(),
+                    value=orjson.dumps(d),
+                    headers=[("latency_ms", repr(latency).encode())],
+                )
+                d["latency_ms"] = latency
+            counts[d["decision"]] += 1
+            lat.append(d["latency_ms"])
+    return counts, lat
