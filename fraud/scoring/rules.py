@@ -109,7 +109,7 @@ def _check_condition(cond: object, where: str, feats: list[str]) -> None:
             raise _FieldError(f"{where}", f"unexpected key(s) {sorted(extra)}")
         feat = cond.get("feature")
         if not isinstance(feat, str) or not is_known(feat):
-            raise _FieldError(f"{where}.feature", f"unknown feature {feat!r} (see the README's feature list)")
+            raise _FieldError(f"{where}.feature", f"unknown feature {feat!r} (see docs/features.md)")
         window = parse_window(feat)
         if window is not None and window[1] > MAX_WINDOW_MS:
             raise _FieldError(

@@ -65,6 +65,8 @@ class MerchantTable:
         # Embedded, the table is fed by the events being decided, so it sweeps itself as time goes
         # on. A Kafka global table runs ahead of the partitions it serves: they sweep it instead.
         self.auto_sweep = True
+        empty = np.zeros(0, dtype=np.int64)  # numba compiles or loads `feed` now, not inside a decision
+        MK.feed(0, empty, empty, empty, self.mm, self.mev, self.mctl, self._keep_h, self._keep_cards_h, True)
 
     def __len__(self) -> int:
         """Merchants with something still counted."""
