@@ -134,57 +134,43 @@ need_java() {
   if ! [[ ${v%%.*} =~ ^[0-9]+$ ]] || ((${v%%.*} < 17)); then die "Kafka 4 needs Java 17 or newer, found '${v:-unknown}' ($(command -v java))"; fi
 }
 
-fetch_libs() {
-  local stamp want tmp t0
-  want=$(sha256sum "$KDIR/pom.xml" | awk '{ print $1 }')
-  stamp=$LIBS/.pom.sha256
-  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
-    return 0
-  fi
-  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH; it is needed once to fetch the Kafka jars into $LIBS"
-  mkdir -p "$CACHE"
-  tmp=$CACHE/libs.tmp
-  rm -rf "$tmp"
-  log "fetching Apache Kafka jars with Maven (first use; log: $CACHE/fetch.log) ..."
-  t0=$(now)
-  # shellcheck disable=SC2086
-  if ! mvn -B -q -Dstyle.color=never ${KAFKA_MVN_ARGS:-} -f "$KDIR/pom.xml" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
-      >"$CACHE/fetch.log" 2>&1; then
-    tail_to_stderr "$CACHE/fetch.log" 25
-    rm -rf "$tmp"
-    die "fetching the Kafka jars with Maven failed (full log: $CACHE/fetch.log)"
-  fi
-  compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "Maven finished but no kafka_2.13 jar is in $tmp"
-  echo "$want" >"$tmp/.pom.sha256"
-  rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
-  log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $(since "$t0")s"
-}
-
-fetch_tools() {
-  local dir=$CACHE/tools-libs stamp want tmp
-  want=$(sha256sum "$KDIR/tools-pom.xml" | awk '{ print $1 }')
+# fetch_pom POM DIR JAR_GLOB WHAT LOG: copy the pom's runtime dependencies into DIR, once per pom
+# version (its sha256 is stamped into DIR), through DIR.tmp so that a failed fetch leaves no half.
+fetch_pom() {
+  local pom=$1 dir=$2 jar=$3 what=$4 flog=$5 stamp want tmp t0
+  want=$(sha256sum "$pom" | awk '{ print $1 }')
   stamp=$dir/.pom.sha256
-  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && compgen -G "$dir/kafka-tools-*.jar" >/dev/null; then
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && compgen -G "$dir/$jar" >/dev/null; then
     return 0
   fi
-  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH; it is needed once to fetch Kafka's tools into $dir"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH; it is needed once to fetch $what into $dir"
   mkdir -p "$CACHE"
   tmp=$dir.tmp
   rm -rf "$tmp"
-  log "fetching Apache Kafka's command-line tools with Maven (first use; log: $CACHE/fetch-tools.log) ..."
+  log "fetching $what with Maven (first use; log: $flog) ..."
+  t0=$(now)
   # shellcheck disable=SC2086
-  if ! mvn -B -q -Dstyle.color=never ${KAFKA_MVN_ARGS:-} -f "$KDIR/tools-pom.xml" \
+  if ! mvn -B -q -Dstyle.color=never ${KAFKA_MVN_ARGS:-} -f "$pom" \
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
-      >"$CACHE/fetch-tools.log" 2>&1; then
-    tail_to_stderr "$CACHE/fetch-tools.log" 25
+      >"$flog" 2>&1; then
+    tail_to_stderr "$flog" 25
     rm -rf "$tmp"
-    die "fetching Kafka's tools with Maven failed (full log: $CACHE/fetch-tools.log)"
+    die "fetching $what with Maven failed (full log: $flog)"
   fi
+  compgen -G "$tmp/$jar" >/dev/null || die "Maven finished but no $jar is in $tmp"
   echo "$want" >"$tmp/.pom.sha256"
   rm -rf "$dir"
   mv "$tmp" "$dir"
+  log "fetched $(find "$dir" -name '*.jar' | wc -l) jars in $(since "$t0")s"
+}
+
+fetch_libs() {
+  fetch_pom "$KDIR/pom.xml" "$LIBS" "kafka_2.13-*.jar" "the Apache Kafka jars" "$CACHE/fetch.log"
+}
+
+fetch_tools() {
+  fetch_pom "$KDIR/tools-pom.xml" "$CACHE/tools-libs" "kafka-tools-*.jar" "Apache Kafka's command-line tools" \
+    "$CACHE/fetch-tools.log"
 }
 
 cmd_console_consumer() {

@@ -90,6 +90,11 @@ class RunResult:
         return view
 
 
+def fired_names(res: RunResult, k: int, names: Sequence[str]) -> list[str]:
+    """Names of the rules that fired on event k of a run, in the rules file's order."""
+    return [names[j] for j in np.flatnonzero(res.fired[k]).tolist()]
+
+
 def decision_records(
     txs: Sequence[Transaction],
     res: RunResult,
@@ -107,7 +112,6 @@ def decision_records(
     now = now_ns()
     oi = res.out_i.tolist()
     of = np.round(res.out_f, 6).tolist()
-    fired = res.fired
     out = []
     last_at, latency = None, 0.0
     for k, tx in enumerate(txs):
@@ -124,7 +128,7 @@ def decision_records(
                 "decision": ACTIONS[dec],
                 "score": score,
                 "model_score": ms if has_model else None,
-                "rules": [names[j] for j in np.flatnonzero(fired[k]).tolist()] if nfired else [],
+                "rules": fired_names(res, k, names) if nfired else [],
                 "latency_ms": latency,
                 "late": late == 1,
             }
@@ -192,7 +196,13 @@ class Detector:
         self._mcfg_of: tuple = ()
         self._mcfg = np.zeros(RK.MCFG_SIZE, dtype=np.int64)
         # numba compiles or loads the kernels now, not inside the first decision
-        self._kernel(0, np.zeros((0, RK.EV_I_COLS), np.int64), np.zeros((0, K.IN_F_FIXED)), self._buf)
+        self._kernel(
+            0,
+            np.zeros((0, RK.EV_I_COLS), np.int64),
+            np.zeros((0, K.IN_F_FIXED)),
+            self.plan.feedback.packed(),
+            self._buf,
+        )
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
@@ -230,23 +240,24 @@ class Detector:
             res = self._heads[n] = self._buf.head(n)
         if not n:
             return res
-        ev_i, fixed = self._pack(txs)
+        reports = self.plan.feedback.packed()  # rebuilt only when reports were added
+        ev_i, fixed = self._pack(txs, reports)
         arena = self.store.arena
         if len(arena.slot_of) > arena.limit:  # before the call: never push out a card of this run
             arena.mark_used(ev_i[:, RK.V_CARD])
         table = self.plan.merchants
         swept = int(table.mctl[MK.SWEPT_DAY])
-        done, full = self._kernel(0, ev_i, fixed, res)
+        done, full = self._kernel(0, ev_i, fixed, reports, res)
         while done < n:  # an arena is full: compact or grow it, go on from that event
             if full == RK.FULL_MERCHANTS:
                 table.make_room()
             else:
                 arena.make_space(arena.max_events)
-            done, full = self._kernel(done, ev_i, fixed, res)
+            done, full = self._kernel(done, ev_i, fixed, reports, res)
         table.after_run(swept)
         return res
 
-    def _kernel(self, k0: int, ev_i: np.ndarray, fixed: np.ndarray, res: RunResult) -> tuple[int, int]:
+    def _kernel(self, k0: int, ev_i: np.ndarray, fixed: np.ndarray, reports: tuple, res: RunResult) -> tuple[int, int]:
         arena = self.store.arena
         prog = self.program
         plan = self.plan
@@ -254,7 +265,6 @@ class Detector:
         if self._mcfg_of != (table, table.auto_sweep):  # a table set since (Kafka's global one, tests)
             self._mcfg_of = (table, table.auto_sweep)
             self._mcfg = table.config(plan.uses_merchants, self.feeds_merchants)
-        reports = plan.feedback.packed()
         return RK.run(
             k0,
             ev_i,
@@ -295,7 +305,7 @@ class Detector:
             res.fired,
         )
 
-    def _pack(self, txs: Sequence[Transaction]) -> tuple[np.ndarray, np.ndarray]:
+    def _pack(self, txs: Sequence[Transaction], reports: tuple) -> tuple[np.ndarray, np.ndarray]:
         """The run as the kernel's input (`run_kernel.py`): ids interned to card and merchant slots
         (cards not in memory loaded from the store), report rows looked up, and each event's amount,
         location and card-present flag."""
@@ -305,7 +315,6 @@ class Detector:
         load = self.store.load
         merchant_slot = table.slot_of.get
         intern = table.slot
-        reports = self.plan.feedback.packed()
         report_card, report_merchant = reports[0].get, reports[1].get
         cps = CARD_PRESENT_CHANNELS
         ints: list[int] = []
@@ -334,10 +343,7 @@ class Detector:
 
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""
-        if not res.out_i[k, K.O_NFIRED]:
-            return []
-        names = self.rule_names
-        return [names[j] for j in np.flatnonzero(res.fired[k]).tolist()]
+        return fired_names(res, k, self.rule_names) if res.out_i[k, K.O_NFIRED] else []
 
     def records(
         self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int], now_ns: Callable[[], int]

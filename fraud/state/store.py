@@ -31,25 +31,35 @@ class StateStore:
     """
 
     def __init__(
-        self, path: str | Path | None = None, cache_size: int = 100_000, max_events: int = MAX_EVENTS_PER_CARD
+        self,
+        path: str | Path | None = None,
+        cache_size: int = 100_000,
+        max_events: int = MAX_EVENTS_PER_CARD,
+        memory: bool = False,
     ) -> None:
+        """`memory=True`: no RocksDB at all, every card in memory (`in_memory`)."""
         self._tmp = None
-        if path is None:
-            self._tmp = tempfile.mkdtemp(prefix="fraud-state-")
-            path = self._tmp
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        self._db = Rdict(str(self.path), opts)
-        meta = self.meta()
-        if meta is not None and meta.get("card_format") != CARD_FORMAT:
-            self._db.close()
-            raise UserError(
-                f"{self.path}: state written by an older fraudstream (card format "
-                f"v{meta.get('card_format', 1)}, this version reads v{CARD_FORMAT}); "
-                "use an empty --state directory"
-            )
+        self._db = None
+        if memory:
+            self.path = Path("<memory>")
+            cache_size = 1 << 62
+        else:
+            if path is None:
+                self._tmp = tempfile.mkdtemp(prefix="fraud-state-")
+                path = self._tmp
+            self.path = Path(path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            opts = Options(raw_mode=True)
+            opts.create_if_missing(True)
+            self._db = Rdict(str(self.path), opts)
+            meta = self.meta()
+            if meta is not None and meta.get("card_format") != CARD_FORMAT:
+                self._db.close()
+                raise UserError(
+                    f"{self.path}: state written by an older fraudstream (card format "
+                    f"v{meta.get('card_format', 1)}, this version reads v{CARD_FORMAT}); "
+                    "use an empty --state directory"
+                )
         self._pending: dict[bytes, bytes] = {}
         self.cache_size = cache_size
         self.arena = CardArena(max_events, cache_size, self._keep_evicted)
@@ -58,14 +68,7 @@ class StateStore:
     def in_memory(cls, max_events: int = MAX_EVENTS_PER_CARD) -> StateStore:
         """A store without RocksDB, every card in memory: for replays (training, backtests, warm-up)
         that never checkpoint and never resume."""
-        store = cls.__new__(cls)
-        store._tmp = None
-        store.path = Path("<memory>")
-        store._db = None
-        store._pending = {}
-        store.cache_size = 1 << 62
-        store.arena = CardArena(max_events, store.cache_size, store._keep_evicted)
-        return store
+        return cls(max_events=max_events, memory=True)
 
     def _keep_evicted(self, card_id: str, data: bytes) -> None:
         self._pending[CARD_PREFIX + card_id.encode()] = data

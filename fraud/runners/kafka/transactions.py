@@ -31,6 +31,14 @@ FENCED_WINDOW_S = 600.0
 FENCED_MAX = 5
 
 
+def producer_config(settings: KafkaSettings, instance: str, **extra: object) -> dict:
+    """What both guarantees' producers share: idempotent, a short linger, lz4, named by instance."""
+    return settings.client_config(
+        **{"enable.idempotence": True, "linger.ms": 2, "compression.type": "lz4", "client.id": f"fraud-{instance}"},
+        **extra,
+    )
+
+
 class Stuck(Exception):
     """A client call outlived its deadline."""
 
@@ -86,21 +94,19 @@ class Transactions:
         """`init_transactions` fences any earlier producer with our id and aborts what it left open."""
         s = self.settings
         producer = Producer(
-            s.client_config(
+            producer_config(
+                s,
+                self.instance,
                 **{
                     "transactional.id": f"fraud-{s.group}-{self.instance}",
                     "transaction.timeout.ms": s.transaction_timeout_ms,
-                    "enable.idempotence": True,
-                    "linger.ms": 2,
                     # A transaction begun right after a commit finds the coordinator still
                     # completing it (CONCURRENT_TRANSACTIONS, KAFKA-5477), and librdkafka retries
                     # after retry.backoff.ms, 100 ms by default: most of a batch's latency.
                     # Retries back off exponentially from here up to retry.backoff.max.ms.
                     "retry.backoff.ms": 5,
                     "retry.backoff.max.ms": 1000,
-                    "compression.type": "lz4",
-                    "client.id": f"fraud-{self.instance}",
-                }
+                },
             )
         )
         try:
@@ -184,16 +190,7 @@ class AtLeastOnce:
         self._consumer = consumer
         self._failed = 0
         self.producer = Producer(
-            settings.client_config(
-                **{
-                    "enable.idempotence": True,
-                    "linger.ms": 2,
-                    "compression.type": "lz4",
-                    "client.id": f"fraud-{instance}",
-                    "delivery.report.only.error": True,
-                    "on_delivery": self._delivered,
-                }
-            )
+            producer_config(settings, instance, **{"delivery.report.only.error": True, "on_delivery": self._delivered})
         )
 
     def _delivered(self, error: KafkaError | None, message: object) -> None:
