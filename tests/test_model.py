@@ -120,3 +120,39 @@ def test_shipped_model_scores_rows_as_one_by_one():
     )
     R[rng.random(R.shape) < 0.2] = np.nan
     assert model.score_rows(R) == [model.score(list(r)) for r in R]
+
+
+def _walked(fast: FastModel) -> FastModel:
+    """The same model with its boosted trees walked node by node instead of scored as bit vectors."""
+    from fraud.scoring import bitvector_trees
+
+    walked = FastModel(fast.spec)
+    walked.trees = (walked.nodes, walked.roots, *bitvector_trees.empty())
+    return walked
+
+
+@pytest.mark.parametrize("leaves", [2, 15, 64])
+def test_bit_vectors_give_the_walks_floats(leaves):
+    """QuickScorer's exit leaves are the walk's, on missing values and on values equal to split
+    points (ties go left), for trees from a stump up to the 64 leaves a word holds."""
+    rng = np.random.default_rng(leaves)
+    n = 3000
+    X = np.round(rng.normal(size=(n, 5)), 1)  # many values equal to thresholds
+    X[rng.random((n, 5)) < 0.2] = np.nan
+    y = (rng.random(n) < 1 / (1 + np.exp(-2 * np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2 - 1))).astype(int)
+    clf = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=leaves, random_state=0).fit(X, y)
+    fast = FastModel(model_spec([f"f{i}" for i in range(5)], clf))
+    assert fast.trees[4].shape[0] == len(fast._boosted)  # scored as bit vectors
+    assert fast.score_rows(X) == _walked(fast).score_rows(X)
+    np.testing.assert_allclose(fast.score_rows(X), clf.predict_proba(X)[:, 1], rtol=1e-12, atol=1e-15)
+
+
+def test_trees_wider_than_a_word_are_walked():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 4))
+    y = (rng.random(4000) < 1 / (1 + np.exp(-X[:, 0] * X[:, 1]))).astype(int)
+    clf = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=100, min_samples_leaf=5, random_state=0).fit(X, y)
+    fast = FastModel(model_spec([f"f{i}" for i in range(4)], clf))
+    assert max(len(t[0]) for t in fast._boosted) > 2 * 64  # more than 64 leaves
+    assert fast.trees[4].shape[0] == 0  # no bit vectors: walked
+    np.testing.assert_allclose(fast.score_rows(X), clf.predict_proba(X)[:, 1], rtol=1e-12, atol=1e-15)

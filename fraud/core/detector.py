@@ -25,6 +25,7 @@ from fraud.core import score_kernel as KS
 from fraud.core import window_kernel as K
 from fraud.core.records import CARD_PRESENT_CHANNELS, Transaction
 from fraud.core.units import DAY_MS
+from fraud.scoring import bitvector_trees
 from fraud.scoring.features import FeaturePlan
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import ACTIONS, RuleProgram, RuleSet
@@ -174,10 +175,10 @@ class Detector:
         self._keep_ms = self.plan.retention_ms + settings.allowed_lateness_ms
         if model is not None:
             model.bind(self.plan.index)
-            self._trees = (model.nodes, model.roots)
+            self._trees = model.trees
             cfg, fcfg = model.cfg.copy(), model.fcfg.copy()
         else:
-            self._trees = (np.zeros(0, KS.NODE), np.zeros(0, np.int64))
+            self._trees = (np.zeros(0, KS.NODE), np.zeros(0, np.int64), *bitvector_trees.empty())
             cfg, fcfg = np.zeros(K.CFG_SIZE, np.int64), np.zeros(K.FCFG_SIZE)
         cfg[K.C_BOUND] = settings.watermark_bound_ms
         cfg[K.C_KEEP] = self._keep_ms
@@ -282,7 +283,7 @@ class Detector:
             prog.consts,
             prog.spans,
             prog.severity,
-            *self._trees,
+            self._trees,
             self._hkeys,
             self._hstamp,
             table.mm,

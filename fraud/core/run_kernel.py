@@ -53,8 +53,7 @@ def run(
     prog_f,
     spans,
     sev,
-    nodes,
-    roots,
+    trees,
     hkeys,
     hstamp,
     mm,
@@ -117,5 +116,5 @@ def run(
             done, full = k, FULL_MERCHANTS
             break
         K.event(k, t, s, mkeys[m], in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstamp, X, out_i, seq)
-    K.score(k0, done, X, cfg, fcfg, prog_i, prog_f, spans, sev, nodes, roots, out_i, out_f, fired)
+    K.score(k0, done, X, cfg, fcfg, prog_i, prog_f, spans, sev, trees, out_i, out_f, fired)
     return done, full

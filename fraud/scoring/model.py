@@ -3,7 +3,8 @@
 Why not `predict_proba` per event: scikit-learn validates its input on every call (tens of
 microseconds). The trees of a fitted `HistGradientBoostingClassifier` (boosted, log-odds leaves) and,
 optionally, of an `ExtraTreesClassifier` (forest, probability leaves) are exported once to flat node
-arrays that the compiled kernel walks in the same call that computes the features (`core/run_kernel.py`);
+arrays that the compiled kernel scores in the same call that computes the features (`core/run_kernel.py`;
+the boosted trees as bit vectors, `bitvector_trees.py`);
 the model's probability is a fixed blend of the two. `tests/test_model.py`
 proves the result equals scikit-learn's probabilities. The saved form is JSON (`model.json`), so
 loading a model never runs code.
@@ -20,6 +21,7 @@ import orjson
 from fraud.core import score_kernel as KS
 from fraud.core import window_kernel as K
 from fraud.errors import UserError
+from fraud.scoring import bitvector_trees
 
 FORMAT = "fraudstream-trees/2"
 FORMAT_V1 = "fraudstream-gbt/1"  # boosted trees only; still read
@@ -99,6 +101,8 @@ class FastModel:
             raise ValueError("more features than a tree node can name")
         self.nodes, roots = _flatten(self._boosted + self._forest, remap)
         self.roots = np.array(roots, dtype=np.int64)
+        # what the kernel reads: the walked nodes and the boosted trees as bit vectors
+        self.trees = (self.nodes, self.roots, *bitvector_trees.pack(self.nodes, roots, len(self._boosted)))
         self.width = max(remap, default=-1) + 1
         # the kernel's model settings (kernel.C_* / kernel.F_* positions)
         self.cfg = np.zeros(K.CFG_SIZE, dtype=np.int64)
@@ -122,7 +126,7 @@ class FastModel:
         if X.shape[1] < self.width:
             raise ValueError(f"rows have {X.shape[1]} features, the model reads {self.width}")
         out = np.empty(len(X))
-        KS.score_rows(X, self.nodes, self.roots, self.cfg, self.fcfg, out)
+        KS.score_rows(X, *self.trees, self.cfg, self.fcfg, out)
         return out.tolist()
 
 
