@@ -87,11 +87,14 @@ def bench(
     kafka: str | None = typer.Option(
         None,
         "--kafka",
-        help="measure end-to-end latency through this Kafka "
+        help="measure drain throughput and end-to-end latency through this Kafka "
         "broker instead ('config': kafka.bootstrap of the pipeline config, "
         "or FRAUD_KAFKA_BOOTSTRAP)",
     ),
-    rate: float = typer.Option(2000.0, "--rate", min=1.0, help="Kafka: transactions per second to produce"),
+    rate: float = typer.Option(5000.0, "--rate", min=1.0, help="Kafka: transactions per second to produce"),
+    quix: bool = typer.Option(
+        True, "--quix/--no-quix", help="Kafka: also drain with a Quix Streams peer (installed for the bench once)"
+    ),
     feedback: str | None = typer.Option(
         None, "--feedback", help="fraud reports for the full detector (default: the simulated ones; none with --input)"
     ),
@@ -107,24 +110,14 @@ def bench(
         if input is None:
             raise UserError("--kafka needs --input (the transactions to produce)")
         _need_file(input, "input file")
-        from fraud.offline.kafka_bench import run_kafka_bench
+        from fraud.offline.kafka_bench import format_kafka_bench, run_kafka_bench
         from fraud.runners.kafka.admin import check_reachable
         from fraud.settings.kafka import kafka_settings
 
         settings = kafka_settings(cfg.kafka, cfg.source, bootstrap=kafka)
         check_reachable(settings)
-        result = run_kafka_bench(settings, input, rate)
-        for guarantee, r in result.items():
-            warm = (
-                f"; first {r['warmup_s']:g} s: max {r['warmup_max_ms']:.1f} ms"
-                if r["warmup_max_ms"] is not None
-                else ""
-            )
-            print(
-                f"{guarantee}: {r['decided']:,}/{r['transactions']:,} decided; produced at {r['achieved_rate']:,.0f} "
-                f"tx/s (target {rate:,.0f}); end-to-end latency, produce to committed decision, after the first "
-                f"{r['warmup_s']:g} s: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["e2e_ms"].items()) + warm
-            )
+        result = run_kafka_bench(settings, input, rate, quix=quix)
+        print(format_kafka_bench(result, rate))
         if json_out:
             Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return

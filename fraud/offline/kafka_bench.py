@@ -1,9 +1,14 @@
-"""`fraud bench --kafka`: end-to-end latency through a real broker, from the moment a transaction is
-produced to the moment its decision is readable by a `read_committed` consumer, under each delivery
-guarantee (`kafka.guarantee`).
+"""`fraud bench --kafka`: the detector through a real broker, against a Kafka passthrough and a Quix
+Streams peer measured in the same run.
 
-The detector runs as its own process (`fraud detect --kafka`), as in production; this process
-produces at a fixed rate and reads the decisions back.
+Two measurements (each process runs on its own, as in production, on its own topics and group):
+
+* maximum drain throughput (`kafka_drain.py`): a topic filled with the whole input, then drained by
+  the passthrough (`kafka_passthrough.py`: consume, decode, produce), the detector under each
+  delivery guarantee, and the Quix Streams peer (`scripts/bench/quix_peer.py`: a per-card sliding
+  one-hour count and sum, exactly-once, in its own virtual environment);
+* end-to-end latency at a fixed offered rate, under each guarantee: from the moment a transaction is
+  produced to the moment its decision is readable by a `read_committed` consumer.
 """
 
 from __future__ import annotations
@@ -24,17 +29,20 @@ from confluent_kafka import Consumer, Producer
 from fraud.core.latency import percentiles
 from fraud.core.records import BadRecord, decode
 from fraud.errors import UserError
+from fraud.offline.kafka_drain import fill, measure_drain
 from fraud.runners.kafka.admin import delete_topics, ensure_topics, wait_group_assigned
 from fraud.settings.kafka import GUARANTEES, KafkaSettings
 
 WARMUP_S = 5.0
+ROOT = Path(__file__).resolve().parents[2]
+QUIX_PEER = ROOT / "scripts" / "bench" / "quix_peer.py"
+QUIX_VENV = ROOT / ".cache" / "bench" / "quix-venv"
+QUIX_VERSION = "3.28.1"
 
 
-def run_kafka_bench(
-    settings: KafkaSettings, input_path: str, rate: float, partitions: int = 4, detector_args: list[str] | None = None
-) -> dict:
+def _read(input_path: str) -> tuple[list[bytes], list[str], list[bytes]]:
     lines, ids, keys = [], [], []
-    for line in open(input_path, "rb"):  # decoded before the clock starts; only valid ones are timed
+    for line in open(input_path, "rb"):  # decoded before any clock starts; only valid ones are used
         try:
             tx = decode(line)
         except BadRecord:
@@ -44,19 +52,118 @@ def run_kafka_bench(
         keys.append(tx.card_id.encode())
     if not lines:
         raise UserError(f"{input_path}: no valid transaction to produce")
-    results = {}
+    return lines, ids, keys
+
+
+def _detector(settings: KafkaSettings, group: str, inp: str, out: str, state: str, args: list[str]) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("fraud")),
+        "detect",
+        "--kafka",
+        settings.bootstrap,
+        "--group",
+        group,
+        "--input-topic",
+        inp,
+        "--output-topic",
+        out,
+        "--instance",
+        group,
+        "--state",
+        state,
+        *args,
+    ]
+
+
+def quix_python() -> Path | None:
+    """The benchmark's own environment with Quix Streams (made on first use); None when this is not
+    a checkout (the peer script is not installed with the package)."""
+    if not QUIX_PEER.exists():
+        return None
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"fraud bench: installing quixstreams=={QUIX_VERSION} into {QUIX_VENV} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        proc = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise UserError(f"cannot install quixstreams into {QUIX_VENV}: {proc.stderr.strip()[-300:]}")
+    return python
+
+
+def run_drains(
+    settings: KafkaSettings, lines: list[bytes], keys: list[bytes], partitions: int, args: list[str], quix: bool
+) -> list[dict]:
+    """Maximum drain throughput of each pipeline over the same filled topic."""
+    run = uuid.uuid4().hex[:8]
+    inp = f"bench-drain-{run}"
+    topics = [inp]
+    ensure_topics(settings, {inp: partitions})
+    rows = []
+    try:
+        fill(settings, inp, lines, keys)
+        with tempfile.TemporaryDirectory(prefix="fraud-kdrain-") as tmp:
+            pipelines = [
+                (
+                    "passthrough (consume, decode, produce)",
+                    [sys.executable, "-m", "fraud.offline.kafka_passthrough", settings.bootstrap],
+                    None,
+                )
+            ]
+            for guarantee in GUARANTEES:
+                env = {**os.environ, "FRAUD_KAFKA_GUARANTEE": guarantee}
+                pipelines.append((f"detector, {guarantee.replace('_', '-')}", None, env))
+            python = quix_python() if quix else None
+            if python is not None:
+                pipelines.append(
+                    (
+                        "Quix Streams peer, exactly-once (per-card sliding 1 h count + sum)",
+                        [str(python), str(QUIX_PEER), settings.bootstrap],
+                        None,
+                    )
+                )
+            for k, (name, cmd, env) in enumerate(pipelines):
+                group, out = f"bench-drain-{run}-{k}", f"bench-drain-{run}-out{k}"
+                topics.append(out)
+                if cmd is None:
+                    command = _detector(settings, group, inp, out, os.path.join(tmp, str(k)), args)
+                elif "quix" in name.lower():
+                    command = [*cmd, group, inp, out, os.path.join(tmp, str(k))]
+                else:
+                    command = [*cmd, group, inp, out]
+                rows.append(measure_drain(settings, name, command, group, inp, out, len(lines), env))
+    finally:
+        delete_topics(settings, topics)
+    base = rows[0]["tx_per_s"]
+    for r in rows:
+        r["vs_passthrough"] = r["tx_per_s"] / base
+    return rows
+
+
+def run_kafka_bench(
+    settings: KafkaSettings,
+    input_path: str,
+    rate: float,
+    partitions: int = 4,
+    detector_args: list[str] | None = None,
+    quix: bool = True,
+) -> dict:
+    lines, ids, keys = _read(input_path)
+    drains = run_drains(settings, lines, keys, partitions, detector_args or [], quix)
+    latency = {}
     for guarantee in GUARANTEES:  # each on its own topics, with its own worker
         run = uuid.uuid4().hex[:8]
         inp, out = f"bench-tx-{run}", f"bench-decisions-{run}"
         ensure_topics(settings, {inp: partitions, out: partitions})
         try:
             env = {**os.environ, "FRAUD_KAFKA_GUARANTEE": guarantee}
-            results[guarantee] = _measure(
+            latency[guarantee] = _measure(
                 settings, inp, out, run, lines, ids, keys, rate, partitions, detector_args, env
             )
         finally:
             delete_topics(settings, [inp, out])
-    return results
+    return {"drain": drains, "latency": latency}
 
 
 def _measure(
@@ -76,23 +183,7 @@ def _measure(
     received: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-kbench-") as state:
         worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("fraud")),
-                "detect",
-                "--kafka",
-                settings.bootstrap,
-                "--group",
-                f"bench-{run}",
-                "--input-topic",
-                inp,
-                "--output-topic",
-                out,
-                "--instance",
-                f"bench-{run}",
-                "--state",
-                state,
-                *(detector_args or []),
-            ],
+            _detector(settings, f"bench-{run}", inp, out, state, detector_args or []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -156,3 +247,29 @@ def _measure(
         "warmup_s": WARMUP_S,
         "warmup_max_ms": max(((received[t] - sent[t]) * 1000 for t in warm), default=None),
     }
+
+
+def format_kafka_bench(result: dict, rate: float, partitions: int = 4) -> str:
+    """The drain table (ratios to the passthrough and to the Quix Streams peer), then the latencies."""
+    drains = result["drain"]
+    n = drains[0]["records"]
+    quix = next((r["tx_per_s"] for r in drains if r["pipeline"].startswith("Quix")), None)
+    lines = [
+        f"Kafka drain: {n:,} transactions in a {partitions}-partition topic, one consumer process each;"
+        " rate over first to last output append",
+        f"{'pipeline':<68} {'tx/s':>9} {'x base':>7} {'x Quix':>7} {'wall s':>7}",
+    ]
+    for r in drains:
+        vs_quix = f"{r['tx_per_s'] / quix:>7.2f}" if quix else f"{'-':>7}"
+        lines.append(
+            f"{r['pipeline']:<68} {r['tx_per_s']:>9,.0f} {r['vs_passthrough']:>7.2f} {vs_quix} {r['wall_s']:>7.1f}"
+        )
+    lines.append("wall s: process start to the whole input committed (start-up and global tables included)")
+    for guarantee, r in result["latency"].items():
+        warm = f"; first {r['warmup_s']:g} s: max {r['warmup_max_ms']:.1f} ms" if r["warmup_max_ms"] is not None else ""
+        lines.append(
+            f"{guarantee}: {r['decided']:,}/{r['transactions']:,} decided; produced at {r['achieved_rate']:,.0f} "
+            f"tx/s (target {rate:,.0f}); end-to-end latency, produce to committed decision, after the first "
+            f"{r['warmup_s']:g} s: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["e2e_ms"].items()) + warm
+        )
+    return "\n".join(lines)
