@@ -163,7 +163,15 @@ def run_kafka_bench(
             )
         finally:
             delete_topics(settings, [inp, out])
-    return {"drain": drains, "latency": latency}
+    # The floor: the same producer and reader, the reader on the input topic itself, no worker between
+    run = uuid.uuid4().hex[:8]
+    inp = f"bench-floor-{run}"
+    ensure_topics(settings, {inp: partitions})
+    try:
+        floor = _measure(settings, inp, inp, run, lines, ids, keys, rate, partitions, None, None)
+    finally:
+        delete_topics(settings, [inp])
+    return {"drain": drains, "latency": latency, "floor": floor}
 
 
 def _measure(
@@ -177,16 +185,20 @@ def _measure(
     rate: float,
     partitions: int,
     detector_args: list[str] | None,
-    env: dict[str, str],
+    env: dict[str, str] | None,  # None: no worker, the reader reads the input (the floor)
 ) -> dict:
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-kbench-") as state:
-        worker = subprocess.Popen(
-            _detector(settings, f"bench-{run}", inp, out, state, detector_args or []),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        worker = (
+            None
+            if env is None
+            else subprocess.Popen(
+                _detector(settings, f"bench-{run}", inp, out, state, detector_args or []),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
         )
         consumer = Consumer(
             settings.client_config(
@@ -214,7 +226,8 @@ def _measure(
         reader.start()
         # Start producing once the worker owns every partition (it has read the global tables by then),
         # so its start-up is not counted as latency; then a second for it to restore its empty stores.
-        wait_group_assigned(settings, f"bench-{run}", inp, partitions)
+        if worker is not None:
+            wait_group_assigned(settings, f"bench-{run}", inp, partitions)
         time.sleep(1)
         producer = Producer(settings.client_config(**{"enable.idempotence": True, "linger.ms": 1}))
         t0 = time.time()
@@ -232,8 +245,9 @@ def _measure(
         done.set()
         reader.join()
         consumer.close()
-        worker.terminate()
-        worker.wait(60)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(60)
     # Percentiles over the steady state; the first WARMUP_S seconds of production (the worker's first
     # fetches and transactions, Python warming up) are reported on their own, not hidden.
     warm = [t for t in sent if t in received and sent[t] - t0 < WARMUP_S]
@@ -272,4 +286,9 @@ def format_kafka_bench(result: dict, rate: float, partitions: int = 4) -> str:
             f"tx/s (target {rate:,.0f}); end-to-end latency, produce to committed decision, after the first "
             f"{r['warmup_s']:g} s: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["e2e_ms"].items()) + warm
         )
+    f = result["floor"]
+    lines.append(
+        "floor, no worker (this benchmark's producer and reader alone, on the input topic): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in f["e2e_ms"].items())
+    )
     return "\n".join(lines)

@@ -64,3 +64,5 @@ def test_kafka_bench_reports_every_decision(tmp_path: Path) -> None:
         assert result["warmup_max_ms"] is not None and result["warmup_max_ms"] > 0
         assert f"{guarantee}: {n:,}/{n:,} decided" in run.stdout
     assert run.stdout.count("after the first 5 s") == 2
+    floor = report["floor"]  # the harness alone: producer and reader, no worker
+    assert floor["transactions"] == floor["decided"] == n and "floor, no worker" in run.stdout

@@ -7,9 +7,9 @@ Every failure the user can fix (broker down, wrong address, missing rights) surf
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud.errors import UserError
@@ -214,3 +214,32 @@ def wait_group_assigned(
     raise UserError(
         f"consumer group {group!r} on {settings.bootstrap} did not get {topic!r} assigned within {timeout:g}s"
     )
+
+
+def group_drained(consumer: Consumer, topic: str) -> bool:
+    """The consumer's group has committed every partition of `topic` to its end (high watermark; an
+    empty partition counts as drained). The worker asks this only once it has partitions: one
+    without any (before its first assignment, during a rebalance, or while a dead member still holds
+    some) is waiting, not idle."""
+    try:
+        meta = consumer.list_topics(topic, timeout=5).topics[topic]
+        parts = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
+            if high > low and tp.offset < high:  # OFFSET_INVALID (nothing committed) is negative
+                return False
+    except KafkaException:
+        return False
+    return True
+
+
+def partition_lag(consumer: Consumer, tasks: Iterable) -> int:
+    """Records between each task's position and its partition's end (1 if the broker does not answer)."""
+    lag = 0
+    for task in tasks:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(task.topic, task.partition), timeout=5)
+        except KafkaException:
+            return 1
+        lag += max(0, high - (task.position or 0))
+    return lag

@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fraud.core.detector import Detector
 from fraud.core.records import BadRecord, decode
 from fraud.core.redact import mask_pans, mask_text
+from fraud.runners.kafka.admin import group_drained, partition_lag
 from fraud.runners.kafka.global_tables import GlobalTables
 from fraud.runners.kafka.restore import PartitionTask, Restorer
 from fraud.runners.kafka.status import StatusLine
@@ -78,6 +79,11 @@ class KafkaRunner:
         self.transactions: Transactions | AtLeastOnce | None = None
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
+        # produced, not yet committed (at-least-once commits every commit_interval_ms; exactly-once every batch)
+        self._touched: dict[int, PartitionTask] = {}
+        self._uncommitted: dict[str, int] = {}
+        self._uncommitted_latencies: list[float] = []
+        self._last_commit = 0.0
         self.latencies: deque[float] = deque(maxlen=20_000)  # recent ones: memory stays flat
 
     def _make_detector(self, store: StateStore) -> Detector:
@@ -113,8 +119,9 @@ class KafkaRunner:
             self.tasks[tp.partition] = self._restore(tp)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every processed record is committed and checkpointed before consume() is called again, so a
-        # revoked partition's store is already at its committed offset: nothing to write.
+        # What was produced and not yet committed (at-least-once) is committed first, as Kafka Streams
+        # does on revocation; then every revoked partition's store is at its committed offset.
+        self._commit()
         for tp in partitions:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
@@ -136,6 +143,8 @@ class KafkaRunner:
         """
         if self.metrics:
             self.metrics.aborted.inc()
+        self._touched.clear()  # decided again from Kafka's committed offsets
+        self._uncommitted, self._uncommitted_latencies = {}, []
         parts = [TopicPartition(t.topic, t.partition) for t in self.tasks.values()]
         for task in self.tasks.values():
             task.close()  # in-memory changes since the last checkpoint are dropped
@@ -175,22 +184,27 @@ class KafkaRunner:
                 msgs = [] if first is None else [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
                 now = time.monotonic()
                 if (self.status.enabled or self.metrics) and now - last_status >= 1.0:
-                    lag = self._lag()  # one broker round trip a second, for both
+                    lag = partition_lag(self.consumer, self.tasks.values())  # one broker round trip a second, for both
                     if self.metrics:
                         self.metrics.lag.set(lag)
                         self.metrics.partitions.set(len(self.tasks))
                     self.status.show(self.counts, self.latencies, sorted(self.tasks), lag)
                     last_status = now
                 if not msgs:
+                    self._commit()  # nothing more came within a commit interval: commit what is pending
                     if self.stop_when_idle is not None and now - idle_since >= self.stop_when_idle:
                         if now - last_drain_check >= 1.0:  # broker round trips: once a second at most
                             last_drain_check = now
-                            if self._drained():
+                            if self.tasks and group_drained(self.consumer, self.input_topic):
                                 break
                     continue
                 idle_since = now
                 self._process_batch(msgs)
                 self.tables.sweep(self.consumer)
+            self._commit()  # stopped: what was produced is committed before leaving
+        except BaseException:
+            self._touched.clear()  # a batch cut short is never committed, not even by the revocation on close
+            raise
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
@@ -203,6 +217,8 @@ class KafkaRunner:
         self.stopping = True
 
     def _process_batch(self, msgs) -> None:
+        """Decide a batch and produce its outputs. Exactly-once: one transaction, committed now. At-least-once:
+        produced now, committed with the batches since the last commit once `commit_interval_ms` has passed."""
         items = decode_batch(msgs)
         newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
         # Global tables first, and before the transaction opens (waiting inside it could outlast its
@@ -210,54 +226,46 @@ class KafkaRunner:
         if not self.tables.ready_for(newest, lambda: self.stopping):
             return
         producer = self.transactions.begin()
-        touched: dict[int, PartitionTask] = {}
         try:
             batch_counts, batch_latencies = produce_batch(
-                self.tasks, self.output_topic, self.dlq_topic, self.exactly_once, producer, items, touched
+                self.tasks, self.output_topic, self.dlq_topic, self.exactly_once, producer, items, self._touched
             )
         except BufferError:
             self.transactions.abort()
+            self._touched.clear()
+            return
+        for k, n in batch_counts.items():
+            self._uncommitted[k] = self._uncommitted.get(k, 0) + n
+        self._uncommitted_latencies.extend(batch_latencies)
+        if self.exactly_once:
+            self._commit(in_transaction=True)
+        elif time.monotonic() - self._last_commit >= self.settings.commit_interval_ms / 1000:
+            self._commit()
+        else:
+            producer.poll(0)  # delivery reports; nothing waits on them until the commit
+
+    def _commit(self, in_transaction: bool = False) -> None:
+        """Commit what was produced since the last commit (offsets with it: one transaction, or after
+        delivery), then checkpoint the partitions it touched at exactly those offsets. An open
+        transaction is committed even when it touched nothing (its partitions were revoked meanwhile)."""
+        touched = self._touched
+        self._last_commit = time.monotonic()
+        if not touched and not in_transaction:
             return
         offsets = [
             TopicPartition(t.topic, t.partition, t.position, metadata=t.commit_metadata()) for t in touched.values()
         ]
+        counts, latencies = self._uncommitted, self._uncommitted_latencies
+        self._touched, self._uncommitted, self._uncommitted_latencies = {}, {}, []
         if not self.transactions.commit(offsets, self.consumer.consumer_group_metadata()):
             return  # lost: the partitions were rewound to Kafka's committed offsets
         for t in touched.values():
             t.checkpoint()
-        for k, n in batch_counts.items():  # committed: only now do they count
+        for k, n in counts.items():  # committed: only now do they count
             self.counts[k] += n
-        self.latencies.extend(batch_latencies)
+        self.latencies.extend(latencies)
         if self.metrics:
-            self.metrics.batch_committed(batch_counts, batch_latencies)
-
-    def _drained(self) -> bool:
-        """Idle means drained: this worker has partitions, and the group's committed offset of every
-        partition of the input topic has reached its end (high watermark; an empty partition counts
-        as drained). A worker without partitions (before its first assignment, during a rebalance, or
-        while a dead member still holds some) is waiting, not idle."""
-        if not self.tasks:
-            return False
-        try:
-            topic = self.consumer.list_topics(self.input_topic, timeout=5).topics[self.input_topic]
-            parts = [TopicPartition(self.input_topic, p) for p in sorted(topic.partitions)]
-            for tp in self.consumer.committed(parts, timeout=10):
-                low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
-                if high > low and tp.offset < high:  # OFFSET_INVALID (nothing committed) is negative
-                    return False
-        except KafkaException:
-            return False
-        return True
-
-    def _lag(self) -> int:
-        lag = 0
-        for task in self.tasks.values():
-            try:
-                _, high = self.consumer.get_watermark_offsets(TopicPartition(task.topic, task.partition), timeout=5)
-            except KafkaException:
-                return 1
-            lag += max(0, high - (task.position or 0))
-        return lag
+            self.metrics.batch_committed(counts, latencies)
 
     def _shutdown(self) -> None:
         try:
