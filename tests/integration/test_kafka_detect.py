@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -361,7 +362,10 @@ def test_broker_restart_mid_stream(stream, reference, tmp_path):
 
 def test_sigterm_finishes_the_batch_commits_and_resumes(stream, reference, tmp_path):
     inp, out = _topic("tx"), _topic("dec")
-    produce_file(stream, inp)
+    # Produced at a pace the worker outruns, so the SIGTERM lands mid-stream whatever the machine
+    # (a topic filled up front was sometimes decided whole before the signal arrived).
+    producing = threading.Thread(target=produce_file, args=(stream, inp), kwargs={"rate": 4000})
+    producing.start()
     group = f"g-{uuid.uuid4().hex[:6]}"
     w = worker(tmp_path, inp, out, group, "polite", idle=None)
     deadline = time.monotonic() + 60
@@ -370,6 +374,7 @@ def test_sigterm_finishes_the_batch_commits_and_resumes(stream, reference, tmp_p
     w.send_signal(signal.SIGTERM)
     finish(w, tmp_path / "polite.log", 60)  # a clean exit, status 0
     partial = decisions(out)
+    producing.join()
     assert 0 < len(partial) < len(reference)
     w = worker(tmp_path, inp, out, group, "polite")
     finish(w, tmp_path / "polite.log", 180)

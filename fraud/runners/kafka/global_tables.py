@@ -17,7 +17,8 @@ Kafka Streams calls this a GlobalKTable. Two tables work this way here:
 Why the input topic and not a compacted changelog of merchant aggregates: aggregates written by each
 partition's owner would need a protocol to say when an hour is complete for every partition before
 anyone may read it; the input topic already is the complete, ordered truth, and reading it costs one
-JSON decode per transaction per worker. The price is that the transactions topic must be retained
+JSON decode per transaction of the partitions a worker does not own (its own partitions' records are
+decoded once for both readers, `shared_decodes.py`). The price is that the transactions topic must be retained
 for at least 38 days (7-day delay + 30-day window + a day of lateness), and a starting worker
 reads that much.
 """
@@ -28,9 +29,10 @@ import time
 from collections.abc import Callable
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from fraud.core.records import BadRecord, decode, parse_time
+from fraud.core.records import BadRecord, parse_time
+from fraud.runners.kafka.shared_decodes import SharedDecodes
 from fraud.scoring.features import MERCHANT_FEATURES
 from fraud.settings.kafka import KafkaSettings
 from fraud.state.feedback import FeedbackIndex
@@ -40,7 +42,7 @@ INF = float("inf")
 
 
 class GlobalReader:
-    """Reads every partition of `topic` from the beginning; `on_value(bytes)` returns the record's
+    """Reads every partition of `topic` from the beginning; `on_message(message)` returns the record's
     event time in ms (or None) so that `covered` can say how far every partition has been read."""
 
     def __init__(
@@ -49,11 +51,11 @@ class GlobalReader:
         topic: str,
         name: str,
         instance: str,
-        on_value: Callable[[bytes | None], int | None],
+        on_message: Callable[[Message], int | None],
         lateness_ms: int = 0,
     ) -> None:
         self.topic = topic
-        self.on_value = on_value
+        self.on_message = on_message
         self.lateness_ms = lateness_ms
         self.consumer = Consumer(
             settings.client_config(
@@ -71,6 +73,7 @@ class GlobalReader:
         self.partitions: list[int] = []
         self._max_ts: dict[int, float] = {}
         self._eof: set[int] = set()
+        self._next: dict[int, int] = {}  # the offset after the last record read, by partition
         self.covered = INF  # every partition has been read past this event time (or to its end)
         self._checked = 0.0
         self._assign()
@@ -117,7 +120,8 @@ class GlobalReader:
                     raise KafkaException(err)
                 continue  # transient (broker away): librdkafka retries by itself
             self._eof.discard(p)
-            ts = self.on_value(m.value())
+            self._next[p] = m.offset() + 1
+            ts = self.on_message(m)
             if ts is not None and ts > self._max_ts[p]:
                 self._max_ts[p] = ts
         if msgs:
@@ -126,9 +130,19 @@ class GlobalReader:
 
     def read_to_end(self) -> None:
         """Called before joining the group: a long first read must not count against the group's
-        max.poll.interval.ms."""
-        while len(self._eof) < len(self.partitions):
+        max.poll.interval.ms. Reads up to each partition's end as it was when the read began (or
+        its end of partition): under steady traffic every partition at its end at once may never
+        happen, and the worker would never start (Kafka Streams' global stores restore the same way)."""
+        if not self.partitions:
+            return
+        ends = {
+            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+            for p in self.partitions
+        }
+        done: set[int] = set()
+        while len(done) < len(self.partitions):
             self.poll(5000, 1.0)
+            done.update(p for p in self.partitions if p in self._eof or self._next.get(p, 0) >= ends[p])
 
     def wait_for(self, ts: int, stopping: Callable[[], bool]) -> None:
         """Block until every partition has been read past event time `ts` (or to its end)."""
@@ -157,6 +171,8 @@ class GlobalTables:
         self.feedback = FeedbackIndex()  # global: every worker reads every report
         self.bad_reports = 0
         self.merchants = MerchantTable(lateness_ms) if features & MERCHANT_FEATURES else None
+        # the worker's and the merchant reader's decodes of the same records, each done once
+        self.decodes = SharedDecodes() if self.merchants is not None else None
         self.feedback_reader = None
         if feedback_topic:
             self.feedback_reader = GlobalReader(settings, feedback_topic, "feedback", instance, self._add_report)
@@ -177,10 +193,10 @@ class GlobalTables:
         for reader in self.readers:
             reader.read_to_end()
 
-    def _add_report(self, value: bytes | None) -> int | None:
+    def _add_report(self, m: Message) -> int | None:
         """Index one report; its `reported_at` tells the reader how far the feedback topic is read."""
         try:
-            rec = orjson.loads(value or b"")
+            rec = orjson.loads(m.value() or b"")
             if isinstance(rec, dict):
                 self.feedback.add(rec)
                 return parse_time(rec.get("reported_at"), "reported_at")
@@ -188,10 +204,9 @@ class GlobalTables:
             self.bad_reports += 1
         return None
 
-    def _add_merchant_tx(self, value: bytes | None) -> int | None:
-        try:
-            tx = decode(value or b"")
-        except BadRecord:
+    def _add_merchant_tx(self, m: Message) -> int | None:
+        tx = self.decodes.for_table(m.partition(), m.offset(), m.value())
+        if isinstance(tx, BadRecord):
             return None
         self.merchants.add(tx.merchant_id, tx.card_id, tx.ts)
         return tx.ts

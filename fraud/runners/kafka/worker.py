@@ -31,6 +31,7 @@ from fraud.core.redact import mask_pans, mask_text
 from fraud.runners.kafka.admin import group_drained, partition_lag
 from fraud.runners.kafka.global_tables import GlobalTables
 from fraud.runners.kafka.restore import PartitionTask, Restorer
+from fraud.runners.kafka.shared_decodes import SharedDecodes
 from fraud.runners.kafka.status import StatusLine
 from fraud.runners.kafka.transactions import AtLeastOnce, Transactions, retrying
 from fraud.scoring.model import FastModel
@@ -117,6 +118,7 @@ class KafkaRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in consumer.committed(partitions, timeout=30):
             self.tasks[tp.partition] = self._restore(tp)
+        self._share_decodes()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # What was produced and not yet committed (at-least-once) is committed first, as Kafka Streams
@@ -126,6 +128,12 @@ class KafkaRunner:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
                 task.close()
+        self._share_decodes()
+
+    def _share_decodes(self) -> None:
+        """Tell the shared decodes which partitions this worker reads now, and from where."""
+        if self.tables is not None and self.tables.decodes is not None:
+            self.tables.decodes.assigned({p: t.position for p, t in self.tasks.items()})
 
     def _restore(self, tp: TopicPartition) -> PartitionTask:
         before = self.restorer.replayed
@@ -153,6 +161,7 @@ class KafkaRunner:
             task = self._restore(tp)
             self.tasks[tp.partition] = task
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, task.position))
+        self._share_decodes()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -219,7 +228,7 @@ class KafkaRunner:
     def _process_batch(self, msgs) -> None:
         """Decide a batch and produce its outputs. Exactly-once: one transaction, committed now. At-least-once:
         produced now, committed with the batches since the last commit once `commit_interval_ms` has passed."""
-        items = decode_batch(msgs)
+        items = decode_batch(msgs, self.tables.decodes)
         newest = max((tx.ts for _, tx, _ in items if not isinstance(tx, BadRecord)), default=None)
         # Global tables first, and before the transaction opens (waiting inside it could outlast its
         # timeout). A stop while waiting: nothing of this batch was produced or committed.
@@ -282,9 +291,10 @@ class KafkaRunner:
             self.status.close()
 
 
-def decode_batch(msgs: list) -> list:
+def decode_batch(msgs: list, shared: SharedDecodes | None = None) -> list:
     """[(message, Transaction or BadRecord, arrival clock)] of a batch; transient client errors
-    (a broker away) are skipped, librdkafka retries them; a fatal one is raised."""
+    (a broker away) are skipped, librdkafka retries them; a fatal one is raised. With `shared`, a
+    record the merchant table's reader has decoded already is not decoded again (and vice versa)."""
     clock = time.perf_counter_ns
     items = []
     for m in msgs:
@@ -293,6 +303,9 @@ def decode_batch(msgs: list) -> list:
         if err is not None:
             if err.fatal():
                 raise KafkaException(err)
+            continue
+        if shared is not None:
+            items.append((m, shared.for_worker(m.partition(), m.offset(), m.value()), arrived))
             continue
         try:
             items.append((m, decode(m.value()), arrived))
