@@ -64,15 +64,20 @@ def with_deadline(fn: Callable, *args: Any, deadline: float = CALL_DEADLINE_S) -
 
 
 def retrying(
-    call: Callable[[], Any], attempts: int, delay_s: float, retry_if: Callable[[KafkaError], bool] = lambda error: True
+    call: Callable[[], Any],
+    attempts: int,
+    delay_s: float,
+    retry_if: Callable[[KafkaError], bool] = lambda error: True,
+    until: float | None = None,
 ) -> Any:
     """`call()`, again after `delay_s` on a KafkaException that `retry_if` accepts, at most
-    `attempts` times; the last failure is raised."""
+    `attempts` times and not after the monotonic time `until`; the last failure is raised."""
     for attempt in range(attempts):
         try:
             return call()
         except KafkaException as exc:
-            if attempt == attempts - 1 or not retry_if(exc.args[0]):
+            late = until is not None and time.monotonic() + delay_s >= until
+            if attempt == attempts - 1 or late or not retry_if(exc.args[0]):
                 raise
             time.sleep(delay_s)
     raise AssertionError("unreachable")
@@ -128,7 +133,9 @@ class Transactions:
         try:
             if offsets:
                 with_deadline(producer.send_offsets_to_transaction, offsets, group_metadata, 15)
-            retrying(lambda: with_deadline(producer.commit_transaction, 15), 20, 0.5, KafkaError.retriable)
+            # within the transaction timeout: past it the broker aborts the transaction anyway
+            until = time.monotonic() + self.settings.transaction_timeout_ms / 1000
+            retrying(lambda: with_deadline(producer.commit_transaction, 5), 20, 0.5, KafkaError.retriable, until)
             return True
         except Stuck:
             self._replace()
@@ -140,18 +147,23 @@ class Transactions:
         return False
 
     def abort(self) -> None:
-        """Abort the open transaction (retrying while the broker is away), then rewind."""
+        """Abort the open transaction (retrying while the broker is away), then rewind.
+
+        A producer whose abort still times out after twice the transaction timeout is replaced: after
+        a broker restart on a loaded machine, librdkafka once kept its request to the transaction
+        coordinator queued for minutes ("1 out-queue" timeouts every 10 s) with the broker back up.
+        Its successor's `init_transactions` fences it and has the open transaction aborted."""
+        until = time.monotonic() + 2 * self.settings.transaction_timeout_ms / 1000
         try:
-            retrying(
-                lambda: with_deadline(self.producer.abort_transaction, 15), 60, 1.0, lambda error: not error.fatal()
-            )
+            retrying(lambda: with_deadline(self.producer.abort_transaction, 5), 60, 1.0, lambda e: not e.fatal(), until)
         except Stuck:
             self._replace()
             return
         except KafkaException as exc:
-            if not exc.args[0].fatal():
-                raise UserError(f"Kafka: cannot abort a transaction ({exc.args[0].str()})") from None
-            self._fenced(exc.args[0])
+            if exc.args[0].fatal():
+                self._fenced(exc.args[0])
+            else:
+                self._replace()
             return
         self._on_rewind()
 
