@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUIX_PEER = ROOT / "scripts" / "bench" / "quix_peer.py"
 QUIX_VENV = ROOT / ".cache" / "bench" / "quix-venv"
 QUIX_VERSION = "3.28.1"
+QUIX_ROW = "Quix Streams peer, exactly-once (per-card sliding 1 h count + sum)"
 
 
 def _read(input_path: str) -> tuple[list[bytes], list[str], list[bytes]]:
@@ -104,35 +105,26 @@ def run_drains(
     try:
         fill(settings, inp, lines, keys)
         with tempfile.TemporaryDirectory(prefix="fraud-kdrain-") as tmp:
-            pipelines = [
-                (
-                    "passthrough (consume, decode, produce)",
-                    [sys.executable, "-m", "fraud.offline.kafka_passthrough", settings.bootstrap],
-                    None,
-                )
-            ]
+            # (name, command from (group, output topic, state directory), environment)
+            passthrough = [sys.executable, "-m", "fraud.offline.kafka_passthrough", settings.bootstrap]
+            pipelines = [("passthrough (consume, decode, produce)", lambda g, o, s: [*passthrough, g, inp, o], None)]
             for guarantee in GUARANTEES:
-                env = {**os.environ, "FRAUD_KAFKA_GUARANTEE": guarantee}
-                pipelines.append((f"detector, {guarantee.replace('_', '-')}", None, env))
-            python = quix_python() if quix else None
-            if python is not None:
                 pipelines.append(
                     (
-                        "Quix Streams peer, exactly-once (per-card sliding 1 h count + sum)",
-                        [str(python), str(QUIX_PEER), settings.bootstrap],
-                        None,
+                        f"detector, {guarantee.replace('_', '-')}",
+                        lambda g, o, s: _detector(settings, g, inp, o, s, args),
+                        {**os.environ, "FRAUD_KAFKA_GUARANTEE": guarantee},
                     )
                 )
-            for k, (name, cmd, env) in enumerate(pipelines):
+            python = quix_python() if quix else None
+            if python is not None:
+                peer = [str(python), str(QUIX_PEER), settings.bootstrap]
+                pipelines.append((QUIX_ROW, lambda g, o, s: [*peer, g, inp, o, s], None))
+            for k, (name, command, env) in enumerate(pipelines):
                 group, out = f"bench-drain-{run}-{k}", f"bench-drain-{run}-out{k}"
                 topics.append(out)
-                if cmd is None:
-                    command = _detector(settings, group, inp, out, os.path.join(tmp, str(k)), args)
-                elif "quix" in name.lower():
-                    command = [*cmd, group, inp, out, os.path.join(tmp, str(k))]
-                else:
-                    command = [*cmd, group, inp, out]
-                rows.append(measure_drain(settings, name, command, group, inp, out, len(lines), env))
+                cmd = command(group, out, os.path.join(tmp, str(k)))
+                rows.append(measure_drain(settings, name, cmd, group, inp, out, len(lines), env))
     finally:
         delete_topics(settings, topics)
     base = rows[0]["tx_per_s"]
@@ -267,7 +259,7 @@ def format_kafka_bench(result: dict, rate: float, partitions: int = 4) -> str:
     """The drain table (ratios to the passthrough and to the Quix Streams peer), then the latencies."""
     drains = result["drain"]
     n = drains[0]["records"]
-    quix = next((r["tx_per_s"] for r in drains if r["pipeline"].startswith("Quix")), None)
+    quix = next((r["tx_per_s"] for r in drains if r["pipeline"] == QUIX_ROW), None)
     lines = [
         f"Kafka drain: {n:,} transactions in a {partitions}-partition topic, one consumer process each;"
         " rate over first to last output append",

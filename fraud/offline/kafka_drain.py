@@ -14,7 +14,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from fraud.errors import UserError
 from fraud.runners.kafka.admin import ensure_topics
@@ -23,16 +23,21 @@ from fraud.settings.kafka import KafkaSettings
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
+def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+    """Produce one record, waiting for deliveries to make room while the local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def fill(settings: KafkaSettings, topic: str, lines: list[bytes], keys: list[bytes]) -> None:
     """Produce every line (keyed by card) and wait for all of them to be acknowledged."""
     producer = Producer(settings.client_config(**{"linger.ms": 20, "enable.idempotence": True}))
     for line, key in zip(lines, keys):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=line)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, line)
         producer.poll(0)
     if producer.flush(60):
         raise UserError(f"could not produce the benchmark's input to {topic!r} on {settings.bootstrap}")
@@ -41,7 +46,7 @@ def fill(settings: KafkaSettings, topic: str, lines: list[bytes], keys: list[byt
 def _committed_to_end(consumer: Consumer, group_parts: list[TopicPartition], ends: dict[int, int]) -> bool:
     try:
         committed = consumer.committed(group_parts, timeout=10)
-    except Exception:  # noqa: BLE001 - a broker hiccup: ask again
+    except KafkaException:  # a broker hiccup: ask again
         return False
     return all(tp.offset >= ends[tp.partition] for tp in committed)
 

@@ -18,6 +18,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from fraud.core.records import BadRecord, decode
+from fraud.offline.kafka_drain import produce_waiting
 
 
 def run(bootstrap: str, group: str, input_topic: str, output_topic: str) -> None:
@@ -47,12 +48,7 @@ def run(bootstrap: str, group: str, input_topic: str, output_topic: str) -> None
                 except BadRecord:
                     continue
                 value = dumps({"tx_id": tx.tx_id, "card_id": tx.card_id, "event_time": tx.event_time})
-                while True:
-                    try:
-                        producer.produce(output_topic, key=m.key(), value=value)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce_waiting(producer, output_topic, m.key(), value)
             producer.poll(0)
             if msgs:
                 consumer.commit(asynchronous=True)

@@ -26,7 +26,8 @@ from fraud.core.records import BadRecord, Transaction, decode
 DEFAULT_CAP = 10_000  # per side: at about 0.8 kB a decoded record, 8 MB at most
 
 
-def _decode(value: bytes | None) -> Transaction | BadRecord:
+def decode_or_reason(value: bytes | None) -> Transaction | BadRecord:
+    """The record decoded, or the BadRecord that says why it is not a transaction."""
     try:
         return decode(value)
     except BadRecord as exc:
@@ -47,28 +48,26 @@ class SharedDecodes:
         """The record as the worker decides it (a BadRecord is its dead-letter reason)."""
         if self._owned is not None:
             self._owned[partition] = offset + 1
-        key = (partition, offset)
-        got = self._for_worker.pop(key, None)
-        if got is not None:
-            self.shared += 1
-            return got
-        got = _decode(value)
-        if offset >= self._table_next.get(partition, 0) and len(self._for_table) < self.cap:
-            self._for_table[key] = got
-        return got
+        table_ahead = offset < self._table_next.get(partition, 0)
+        return self._take(self._for_worker, (partition, offset), value, None if table_ahead else self._for_table)
 
     def for_table(self, partition: int, offset: int, value: bytes | None) -> Transaction | BadRecord:
         """The record as the merchant table counts it (read in offset order, every partition)."""
         self._table_next[partition] = offset + 1
-        key = (partition, offset)
-        got = self._for_table.pop(key, None)
+        owned = self._owned
+        worker_reads = owned is None or offset >= owned.get(partition, 1 << 62)
+        return self._take(self._for_table, (partition, offset), value, self._for_worker if worker_reads else None)
+
+    def _take(self, waiting: dict, key: tuple[int, int], value: bytes | None, other: dict | None):
+        """What the other reader left for this one, or a fresh decode, left in turn in `other` (the
+        other reader's, when it has not passed the offset) if it has room."""
+        got = waiting.pop(key, None)
         if got is not None:
             self.shared += 1
             return got
-        got = _decode(value)
-        owned = self._owned
-        if (owned is None or offset >= owned.get(partition, 1 << 62)) and len(self._for_worker) < self.cap:
-            self._for_worker[key] = got
+        got = decode_or_reason(value)
+        if other is not None and len(other) < self.cap:
+            other[key] = got
         return got
 
     def assigned(self, positions: dict[int, int | None]) -> None:

@@ -26,12 +26,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraud.core.detector import Detector
-from fraud.core.records import BadRecord, decode
+from fraud.core.records import BadRecord
 from fraud.core.redact import mask_pans, mask_text
 from fraud.runners.kafka.admin import group_drained, partition_lag
 from fraud.runners.kafka.global_tables import GlobalTables
 from fraud.runners.kafka.restore import PartitionTask, Restorer
-from fraud.runners.kafka.shared_decodes import SharedDecodes
+from fraud.runners.kafka.shared_decodes import SharedDecodes, decode_or_reason
 from fraud.runners.kafka.status import StatusLine
 from fraud.runners.kafka.transactions import AtLeastOnce, Transactions, retrying
 from fraud.scoring.model import FastModel
@@ -132,7 +132,7 @@ class KafkaRunner:
 
     def _share_decodes(self) -> None:
         """Tell the shared decodes which partitions this worker reads now, and from where."""
-        if self.tables is not None and self.tables.decodes is not None:
+        if self.tables.decodes is not None:  # set by run() before any assignment
             self.tables.decodes.assigned({p: t.position for p, t in self.tasks.items()})
 
     def _restore(self, tp: TopicPartition) -> PartitionTask:
@@ -306,11 +306,8 @@ def decode_batch(msgs: list, shared: SharedDecodes | None = None) -> list:
             continue
         if shared is not None:
             items.append((m, shared.for_worker(m.partition(), m.offset(), m.value()), arrived))
-            continue
-        try:
-            items.append((m, decode(m.value()), arrived))
-        except BadRecord as exc:
-            items.append((m, exc, arrived))
+        else:
+            items.append((m, decode_or_reason(m.value()), arrived))
     return items
 
 
