@@ -80,7 +80,7 @@ class RunResult:
         self.X = np.full((n, width), NAN)
         self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))  # the kernel's input rows (fixed part copied in)
         self.out_i = np.zeros((n, 4), dtype=np.int64)
-        self.out_f = np.zeros((n, 2), dtype=np.float64)
+        self.out_f = np.zeros((n, 4), dtype=np.float64)  # score, model score, both rounded to 6 decimals
         self.fired = np.zeros((n, rules), dtype=np.bool_)
         self.windows = np.zeros((n, 4), dtype=np.int64)
 
@@ -107,18 +107,15 @@ def decision_records(
     """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
     returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
 
-    Scores are rounded to 6 decimals as numpy does (x 1e6, to the nearest integer, / 1e6): the
-    same float as Python's `round` except for values within one ulp of a tie.
+    Scores are rounded to 6 decimals by the kernel as numpy does (x 1e6, to the nearest integer,
+    / 1e6): the same float as Python's `round` except for values within one ulp of a tie.
     """
     now = now_ns()
-    oi = res.out_i.tolist()
-    of = np.round(res.out_f, 6).tolist()
     out = []
     last_at, latency = None, 0.0
-    for k, tx in enumerate(txs):
-        late, _, dec, nfired = oi[k]
-        score, ms = of[k]
-        at = arrived_ns[k]
+    for k, (tx, (late, _, dec, nfired), (_, _, score, ms), at) in enumerate(
+        zip(txs, res.out_i.tolist(), res.out_f.tolist(), arrived_ns)
+    ):
         if at != last_at:
             last_at, latency = at, round((now - at) / 1e6, 4)
         out.append(
@@ -358,7 +355,7 @@ class Detector:
         """Decide one transaction, keep its feature vector in `self.vector`; return its late flag."""
         res = self.run([tx])
         self.vector = res.X[0].tolist()
-        score, ms = res.out_f[0].tolist()
+        score, ms = res.out_f[0, :2].tolist()
         self._last = (
             ACTIONS[int(res.out_i[0, K.O_DEC])],
             score,

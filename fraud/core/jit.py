@@ -21,6 +21,7 @@ KERNEL_SOURCES = (
     "merchant_kernel.py",
     "report_kernel.py",
     "run_kernel.py",
+    "card_kernel.py",
 )
 
 

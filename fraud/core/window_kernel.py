@@ -366,6 +366,8 @@ def score(k0, k1, X, cfg, fcfg, prog_i, prog_f, spans, sev, trees, out_i, out_f,
         out_i[k, O_NFIRED] = nfired
         out_f[k, 0] = sc
         out_f[k, 1] = ms
+        out_f[k, 2] = np.rint(sc * 1e6) / 1e6  # as written: what np.round(x, 6) computes
+        out_f[k, 3] = np.rint(ms * 1e6) / 1e6
 
 
 @njit(cache=True)

@@ -95,8 +95,10 @@ class StateStore:
             wb.put(key, data)
         self._pending.clear()
         arena = self.arena
-        for s in arena.dirty_slots():
-            wb.put(CARD_PREFIX + arena.card_of[s].encode(), arena.encode(s))
+        dirty = arena.dirty_slots()
+        card_of = arena.card_of
+        for s, data in zip(dirty, arena.encode_many(dirty), strict=True):
+            wb.put(CARD_PREFIX + card_of[s].encode(), data)
         arena.clear_dirty()
         wb.put(META_KEY, orjson.dumps({**meta, "card_format": CARD_FORMAT}))
         self._db.write(wb)
