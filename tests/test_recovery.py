@@ -11,11 +11,12 @@ import orjson
 import pytest
 from conftest import FRAUD
 
-from fraud.core.detector import Detector
+from fraud.core.detector import RUN_MAX, Detector
 from fraud.runners.embedded import run_file
 from fraud.scoring.model import load_model
 from fraud.scoring.rules import load_rules
-from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES
+from fraud.errors import ConfigError
+from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES, load_config
 from fraud.state.store import StateStore
 
 
@@ -93,3 +94,43 @@ def test_tiny_checkpoint_intervals(small_stream, tmp_path, every):
     _run(tx, tmp_path / "b.jsonl", tmp_path / "sb", stop_after=123, every=every)
     _run(tx, tmp_path / "b.jsonl", tmp_path / "sb", every=every)
     assert _decisions(tmp_path / "a.jsonl") == _decisions(tmp_path / "b.jsonl")
+
+
+def test_time_driven_checkpoints_resume_where_the_last_one_was(small_stream, tmp_path):
+    # A record count this run never reaches, and a time bound every run passes: each run of the
+    # stream ends with a checkpoint, so a crash resumes from the last run decided before it.
+    lines = open(small_stream["tx"], "rb").readlines()[:600]
+    tx = tmp_path / "tx.jsonl"
+    tx.write_bytes(b"".join(lines))
+    rules = load_rules(DEFAULT_RULES)
+
+    def run(out, state, stop_after=None):
+        store = StateStore(state, cache_size=50)
+        try:
+            det = Detector(store, rules=rules)
+            return run_file(
+                det,
+                str(tx),
+                str(out),
+                str(out) + ".bad",
+                checkpoint_every=10**9,
+                checkpoint_interval_ms=0,
+                stop_after=stop_after,
+            )
+        finally:
+            store.close()
+
+    run(tmp_path / "a.jsonl", tmp_path / "sa")
+    run(tmp_path / "b.jsonl", tmp_path / "sb", stop_after=250)
+    stats = run(tmp_path / "b.jsonl", tmp_path / "sb")
+    assert 250 <= stats.resumed_from_line < 250 + RUN_MAX  # checkpointed after the run that reached 250
+    assert _decisions(tmp_path / "b.jsonl") == _decisions(tmp_path / "a.jsonl")
+
+
+def test_checkpoint_interval_is_a_duration_named_when_wrong(tmp_path):
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("state:\n  checkpoint_interval: 250ms\n")
+    assert load_config(cfg).checkpoint_interval_ms == 250
+    cfg.write_text("state:\n  checkpoint_interval: soon\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml: state.checkpoint_interval"):
+        load_config(cfg)

@@ -151,6 +151,7 @@ def detect(
                 output,
                 dead_letter,
                 checkpoint_every=cfg.checkpoint_every,
+                checkpoint_interval_ms=cfg.checkpoint_interval_ms,
                 progress=update,
                 run_id=run_id,
                 run_max=cfg.run_max,

@@ -133,7 +133,9 @@ def bench(
         if feedback:
             _need_file(feedback, "feedback file")
         n = sum(1 for _ in open(input, "rb"))
-        rows = run_bench(input, rule_set, fast, cfg.detector, cfg.checkpoint_every, feedback, cfg.run_max)
+        rows = run_bench(
+            input, rule_set, fast, cfg.detector, cfg.checkpoint_every, feedback, cfg.run_max, cfg.checkpoint_interval_ms
+        )
     startup = startup_times()
     print(format_bench(rows, n, startup, cfg.run_max))
     if json_out:

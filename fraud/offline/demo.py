@@ -81,6 +81,7 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
                 str(decisions),
                 str(out / "decisions.rejected.jsonl"),
                 checkpoint_every=cfg.checkpoint_every,
+                checkpoint_interval_ms=cfg.checkpoint_interval_ms,
                 progress=update,
                 run_max=cfg.run_max,
             )

@@ -176,7 +176,8 @@ def run_file(
     input_path: str,
     output_path: str,
     dead_letter_path: str,
-    checkpoint_every: int = 10_000,
+    checkpoint_every: int = 100_000,
+    checkpoint_interval_ms: int | None = None,
     progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
     run_id: str | None = None,
@@ -186,6 +187,9 @@ def run_file(
 
     Lines are decided in runs of at most `run_max` (one kernel call each, see `read_runs`): larger runs
     cost less per event, and each event waits for the run before it to be decided.
+    A checkpoint is taken every `checkpoint_every` records or `checkpoint_interval_ms` (None: no
+    time limit), whichever comes first: its cost grows with the cards changed since the last one, so
+    a time bound keeps it a fixed share of the run however fast records arrive.
     `run_id` fingerprints what decides (model, rules, settings, feedback): a checkpoint taken under
     another one is refused. `stop_after` ends the run after that many records without a final
     checkpoint, as a crash would (used by tests of recovery).
@@ -210,6 +214,8 @@ def run_file(
     lat_extend = stats.latencies_ms.extend
     counts = stats.decisions
     since_checkpoint = 0
+    interval_ns = None if checkpoint_interval_ms is None else checkpoint_interval_ms * 1_000_000
+    last_checkpoint = clock()
     t_start = time.perf_counter()
 
     def checkpoint() -> None:
@@ -261,9 +267,12 @@ def run_file(
                     out.flush()
                 stats.records += len(txs)
             since_checkpoint += len(lines)
-            if since_checkpoint >= checkpoint_every:
+            if since_checkpoint >= checkpoint_every or (
+                interval_ns is not None and arrived - last_checkpoint >= interval_ns
+            ):
                 checkpoint()
                 since_checkpoint = 0
+                last_checkpoint = clock()
                 if progress:
                     progress(offset)
             if stop_after is not None and stats.records >= stop_after:

@@ -35,7 +35,8 @@ def duration_ms(value: object, where: str) -> int:
 @dataclass
 class PipelineConfig:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
-    checkpoint_every: int = 10_000
+    checkpoint_every: int = 100_000  # records between checkpoints at most ...
+    checkpoint_interval_ms: int = 1_000  # ... and time between them at most (embedded)
     cache_cards: int = 100_000
     run_max: int = RUN_MAX  # events per kernel call at most, embedded
     kafka: dict = field(default_factory=dict)
@@ -44,7 +45,7 @@ class PipelineConfig:
 
 _SCHEMA = {
     "detector": {"watermark_bound", "allowed_lateness", "run_max"},
-    "state": {"checkpoint_every", "cache_cards"},
+    "state": {"checkpoint_every", "checkpoint_interval", "cache_cards"},
     "kafka": None,  # free-form: validated by the Kafka runner
 }
 
@@ -80,6 +81,8 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
         allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),
     )
+    if "checkpoint_interval" in st:
+        cfg.checkpoint_interval_ms = duration_ms(st["checkpoint_interval"], f"{path}: state.checkpoint_interval")
     for section, values, key in (
         ("state", st, "checkpoint_every"),
         ("state", st, "cache_cards"),
