@@ -12,10 +12,10 @@ import pytest
 from conftest import FRAUD
 
 from fraud.core.detector import RUN_MAX, Detector
+from fraud.errors import ConfigError
 from fraud.runners.embedded import run_file
 from fraud.scoring.model import load_model
 from fraud.scoring.rules import load_rules
-from fraud.errors import ConfigError
 from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES, load_config
 from fraud.state.store import StateStore
 

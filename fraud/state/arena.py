@@ -141,7 +141,13 @@ class CardArena:
         ends = np.cumsum(card_kernel.sizes(self.cm, at))
         out = np.empty(int(ends[-1]), dtype=np.uint8)
         card_kernel.pack_cards(
-            at, self.cm, self.evi.reshape(-1).view(np.uint8), self.evf.reshape(-1).view(np.uint8), CARD_FORMAT, ends, out
+            at,
+            self.cm,
+            self.evi.reshape(-1).view(np.uint8),
+            self.evf.reshape(-1).view(np.uint8),
+            CARD_FORMAT,
+            ends,
+            out,
         )
         buf = out.tobytes()
         starts = [0, *ends[:-1].tolist()]
