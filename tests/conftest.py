@@ -11,6 +11,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAUD = str(Path(sys.executable).with_name("fraud"))
 
 
+@pytest.fixture(autouse=True)
+def _default_record_limits():
+    """Record limits are process-wide (`records.use_limits`, set by `load_config`): each test starts
+    and ends with the defaults."""
+    from fraud.core.records import Limits, use_limits
+
+    use_limits(Limits())
+    yield
+    use_limits(Limits())
+
+
 @pytest.fixture(scope="session")
 def small_stream(tmp_path_factory) -> dict[str, Path]:
     """A seeded simulator stream: 400 cards x 14 days, with late arrivals, labels and feedback."""

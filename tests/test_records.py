@@ -2,13 +2,14 @@
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud.core.records import BadRecord, Transaction, decode
+from fraud.core.records import BadRecord, Limits, Transaction, decode, use_limits
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -64,6 +65,7 @@ def line(**over) -> bytes:
     ],
 )
 def test_iso_event_time(text, expected):
+    use_limits(Limits(event_time_min_ms=-(10**13)))  # the parser reads times before 1970 too
     tx = decode(line(event_time=text))
     assert isinstance(tx, Transaction)
     assert tx.ts == ms(expected)
@@ -78,6 +80,7 @@ def test_offset_and_z_agree():
 
 @pytest.mark.parametrize("value", [0, 1, 1767614400250, 1522584000000, -1000])
 def test_epoch_ms_event_time(value):
+    use_limits(Limits(event_time_min_ms=-(10**13)))  # the parser reads times before 1970 too
     tx = decode(line(event_time=value))
     assert tx.ts == value
     assert type(tx.ts) is int
@@ -318,3 +321,60 @@ def test_valid_records_roundtrip(pair):
     assert tx.amount == rec["amount"] and math.isfinite(tx.amount)
     assert tx.ts == expected_ts
     assert tx.event_time == rec["event_time"]
+
+
+# ------------------------------------------------------------------------------------------
+# limits (`limits` in the pipeline config), checked before any other work
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "over, reason",
+    [
+        ({"event_time": "1969-12-31T23:59:59Z"}, "event_time 1969-12-31T23:59:59.000Z is outside the accepted range"),
+        ({"event_time": "2100-01-01T00:00:00.001Z"}, "limits.event_time_max"),
+        ({"event_time": -1}, "outside the accepted range"),
+        ({"event_time": "2950-06-01T00:00:00Z"}, "outside the accepted range"),
+        ({"tx_id": "t" * 129}, "tx_id is 129 characters, over the limit of 128 (limits.id_chars)"),
+        ({"card_id": "c" * 10_000}, "card_id is 10,000 characters"),
+        ({"merchant_id": "m" * 129}, "merchant_id is 129 characters"),
+        ({"amount": 1e12 + 1}, "amount is over the limit of 1e+12 (limits.amount_max)"),
+    ],
+)
+def test_default_limits_refuse_with_the_limit_named(over, reason):
+    with pytest.raises(BadRecord, match=re.escape(reason)):
+        decode(line(**over))
+
+
+def test_limits_at_their_edge_are_accepted():
+    tx = decode(line(tx_id="t" * 128, amount=1e12, event_time="2100-01-01T00:00:00Z"))
+    assert tx.amount == 1e12 and len(tx.tx_id) == 128
+    assert decode(line(event_time=0)).ts == 0
+
+
+def test_an_oversized_record_is_refused_unread():
+    big = line(note="x" * 70_000)
+    with pytest.raises(BadRecord, match=r"record is [\d,]+ bytes, over the limit of 65,536 \(limits.record_bytes\)"):
+        decode(big)
+    with pytest.raises(BadRecord, match="over the limit"):
+        decode(b"{" * 100_000)  # deep nesting never reaches the parser
+
+
+def test_limits_come_from_the_pipeline_config(tmp_path):
+    from fraud.settings.pipeline import load_config
+
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(
+        "limits:\n  record_bytes: 200\n  id_chars: 8\n  amount_max: 100\n"
+        "  event_time_min: 2026-01-01\n  event_time_max: 2026-12-31T23:59:59Z\n"
+    )
+    load_config(cfg)
+    assert decode(line(tx_id="t1", amount=100, event_time="2026-06-01T00:00:00Z")).amount == 100
+    for over, reason in (
+        ({"tx_id": "t" * 9}, "limits.id_chars"),
+        ({"amount": 100.5}, "limits.amount_max"),
+        ({"event_time": "2025-12-31T23:59:59Z"}, "limits.event_time_min"),
+        ({"note": "x" * 200}, "limits.record_bytes"),
+    ):
+        with pytest.raises(BadRecord, match=reason):
+            decode(line(**{"event_time": "2026-06-01T00:00:00Z", **over}))

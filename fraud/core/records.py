@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -20,6 +21,33 @@ CARD_PRESENT_CHANNELS = frozenset({"pos", "atm"})
 
 class BadRecord(ValueError):
     """A record that breaks the SPEC record table; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a record may be at most (`limits` in the pipeline config), checked before any other work:
+    a hostile record costs its size in bytes to refuse, never a parse of a megabyte id or a card-number
+    scan of it. Event times outside [event_time_min_ms, event_time_max_ms] are refused too: a payment
+    in 1901 or 2950 is an upstream bug or an attack on the windows, never a payment."""
+
+    record_bytes: int = 65_536
+    id_chars: int = 128
+    amount_max: float = 1e12
+    event_time_min_ms: int = 0  # 1970-01-01T00:00:00Z
+    event_time_max_ms: int = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
+
+_limits = Limits()
+
+
+def use_limits(limits: Limits) -> None:
+    """Set the limits every decode in this process applies (one validator serves every source)."""
+    global _limits
+    _limits = limits
+
+
+def limits() -> Limits:
+    return _limits
 
 
 class Transaction:
@@ -108,7 +136,7 @@ def parse_time(value: object, field: str = "event_time") -> int:
     raise BadRecord(f"{field} must be ISO 8601 text or integer epoch milliseconds, got {type(value).__name__}")
 
 
-def _req_str(rec: dict, field: str) -> str:
+def _req_str(rec: dict, field: str, max_chars: int) -> str:
     value = rec.get(field)
     if value is None:
         raise BadRecord(f"missing required field {field}")
@@ -116,7 +144,22 @@ def _req_str(rec: dict, field: str) -> str:
         raise BadRecord(f"{field} must be a string, got {type(value).__name__}")
     if not value:
         raise BadRecord(f"{field} is empty")
+    if len(value) > max_chars:
+        raise BadRecord(f"{field} is {len(value):,} characters, over the limit of {max_chars:,} (limits.id_chars)")
     return value
+
+
+def _iso(ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _time_in_range(ts: int, lim: Limits) -> int:
+    if not lim.event_time_min_ms <= ts <= lim.event_time_max_ms:
+        raise BadRecord(
+            f"event_time {_iso(ts)} is outside the accepted range {_iso(lim.event_time_min_ms)} to "
+            f"{_iso(lim.event_time_max_ms)} (limits.event_time_min, limits.event_time_max)"
+        )
+    return ts
 
 
 def _opt_str(rec: dict, field: str) -> str | None:
@@ -135,7 +178,6 @@ def _opt_coord(rec: dict, field: str, limit: float) -> float | None:
     return float(value)
 
 
-_INF = math.inf
 _SAFE_IDS: set[str] = set()  # card and merchant ids already found not to hold a card number
 _SAFE_IDS_MAX = 1 << 20
 
@@ -157,25 +199,29 @@ def validate(rec: object) -> Transaction:
 
     The common case, a valid record, takes one pass of inline checks; anything else goes through
     `_validate_fields`, which finds the first problem and names it."""
+    lim = _limits
     if type(rec) is dict:
         get = rec.get
         tx_id, card_id, merchant_id = get("tx_id"), get("card_id"), get("merchant_id")
         amount, event_time = get("amount"), get("event_time")
+        ids = lim.id_chars
         if (
             type(tx_id) is str
             and type(card_id) is str
             and type(merchant_id) is str
-            and tx_id
-            and card_id
-            and merchant_id
+            and 0 < len(tx_id) <= ids
+            and 0 < len(card_id) <= ids
+            and 0 < len(merchant_id) <= ids
             and (type(amount) is float or type(amount) is int)
-            and 0 <= amount < _INF
+            and 0 <= amount <= lim.amount_max
             and event_time is not None
             and _safe_id(card_id)
             and _safe_id(merchant_id)
             and (len(tx_id) < 13 or not looks_like_pan(tx_id))
         ):
             ts = parse_time(event_time)
+            if not lim.event_time_min_ms <= ts <= lim.event_time_max_ms:
+                _time_in_range(ts, lim)
             lat, lon = get("lat"), get("lon")
             if lat is not None or lon is not None:
                 lat = _opt_coord(rec, "lat", 90.0)
@@ -210,9 +256,10 @@ def _validate_fields(rec: object) -> Transaction:
     """Field by field, in the record table's order: the first problem is the dead-letter reason."""
     if type(rec) is not dict:
         raise BadRecord(f"record must be a JSON object, got {type(rec).__name__}")
-    tx_id = _req_str(rec, "tx_id")
-    card_id = _req_str(rec, "card_id")
-    merchant_id = _req_str(rec, "merchant_id")
+    lim = _limits
+    tx_id = _req_str(rec, "tx_id", lim.id_chars)
+    card_id = _req_str(rec, "card_id", lim.id_chars)
+    merchant_id = _req_str(rec, "merchant_id", lim.id_chars)
     # ids are copied into decisions, keys and logs: a card number there would leave in clear
     if looks_like_pan(card_id) or looks_like_pan(tx_id) or looks_like_pan(merchant_id):
         field = "card_id" if looks_like_pan(card_id) else "tx_id" if looks_like_pan(tx_id) else "merchant_id"
@@ -231,10 +278,12 @@ def _validate_fields(rec: object) -> Transaction:
         raise BadRecord(f"amount must be finite, got {amount!r}")
     if amount < 0:
         raise BadRecord(f"amount must be >= 0, got {amount!r}")
+    if amount > lim.amount_max:
+        raise BadRecord(f"amount is over the limit of {lim.amount_max:g} (limits.amount_max), got {amount!r}")
     event_time = rec.get("event_time")
     if event_time is None:
         raise BadRecord("missing required field event_time")
-    ts = parse_time(event_time)
+    ts = _time_in_range(parse_time(event_time), lim)
     lat = _opt_coord(rec, "lat", 90.0)
     lon = _opt_coord(rec, "lon", 180.0)
     if (lat is None) != (lon is None):
@@ -259,6 +308,10 @@ def decode(line: bytes | str | None) -> Transaction:
     """Parse one JSON line into a validated transaction."""
     if line is None:
         raise BadRecord("empty message (no value)")
+    if len(line) > _limits.record_bytes:
+        raise BadRecord(
+            f"record is {len(line):,} bytes, over the limit of {_limits.record_bytes:,} (limits.record_bytes)"
+        )
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

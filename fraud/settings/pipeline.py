@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud.core.detector import RUN_MAX, DetectorSettings
+from fraud.core.records import Limits, parse_time, use_limits
 from fraud.core.units import parse_duration
 from fraud.defaults import runs_dir, shipped
 from fraud.errors import ConfigError
@@ -40,18 +41,58 @@ class PipelineConfig:
     cache_cards: int = 100_000
     run_max: int = RUN_MAX  # events per kernel call at most, embedded
     kafka: dict = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
     source: str = "<defaults>"
 
 
 _SCHEMA = {
     "detector": {"watermark_bound", "allowed_lateness", "run_max"},
     "state": {"checkpoint_every", "checkpoint_interval", "cache_cards"},
+    "limits": {"record_bytes", "id_chars", "amount_max", "event_time_min", "event_time_max"},
     "kafka": None,  # free-form: validated by the Kafka runner
 }
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
-    """Read the pipeline YAML (default config/pipeline.yaml; a missing default file means defaults)."""
+    """Read the pipeline YAML (default config/pipeline.yaml; a missing default file means defaults).
+    Its record limits apply to every decode in the process from here on (`records.use_limits`)."""
+    cfg = _read_config(path)
+    use_limits(cfg.limits)
+    return cfg
+
+
+def _limits(section: dict, path: Path) -> Limits:
+    """The `limits` section: sizes as positive integers, the amount as a number, times as ISO text or
+    epoch milliseconds; each mistake named by file and field."""
+    d = Limits()
+    values = {}
+    for key in ("record_bytes", "id_chars"):
+        if key in section:
+            v = section[key]
+            if type(v) is not int or v < 1:
+                raise ConfigError(f"{path}: limits.{key}: must be a positive integer, got {v!r}")
+            values[key] = v
+    if "amount_max" in section:
+        v = section["amount_max"]
+        if type(v) not in (int, float) or not v > 0 or v == float("inf"):
+            raise ConfigError(f"{path}: limits.amount_max: must be a positive finite number, got {v!r}")
+        values["amount_max"] = float(v)
+    for key in ("event_time_min", "event_time_max"):
+        if key in section:
+            v = section[key]
+            if hasattr(v, "isoformat"):  # YAML reads an unquoted date or time as one
+                v = v.isoformat()
+            try:
+                values[key + "_ms"] = parse_time(v, f"limits.{key}")
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+    lim = Limits(**{**d.__dict__, **values})
+    if lim.event_time_min_ms >= lim.event_time_max_ms:
+        raise ConfigError(f"{path}: limits.event_time_min: must be before limits.event_time_max")
+    return lim
+
+
+def _read_config(path: str | Path | None) -> PipelineConfig:
     explicit = path is not None
     path = Path(path) if explicit else Path(os.environ.get("FRAUD_CONFIG", DEFAULT_CONFIG))
     if not path.exists():
@@ -73,7 +114,9 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
                     raise ConfigError(f"{path}: {section}.{key}: unknown field (known: {', '.join(sorted(allowed))})")
     det = doc.get("detector", {})
     st = doc.get("state", {})
-    cfg = PipelineConfig(source=str(path), kafka=dict(doc.get("kafka", {})))
+    cfg = PipelineConfig(
+        source=str(path), kafka=dict(doc.get("kafka", {})), limits=_limits(doc.get("limits", {}), path)
+    )
     from fraud.settings.kafka import kafka_settings
 
     kafka_settings(cfg.kafka, str(path), env={})  # validate now: fail fast, naming file and field
