@@ -46,10 +46,6 @@ def use_limits(limits: Limits) -> None:
     _limits = limits
 
 
-def limits() -> Limits:
-    return _limits
-
-
 class Transaction:
     """One validated transaction; `ts` is event time in epoch milliseconds (UTC)."""
 

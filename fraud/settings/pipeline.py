@@ -7,7 +7,7 @@ naming the file and the field.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fraud.core.detector import RUN_MAX, DetectorSettings
@@ -64,7 +64,6 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
 def _limits(section: dict, path: Path) -> Limits:
     """The `limits` section: sizes as positive integers, the amount as a number, times as ISO text or
     epoch milliseconds; each mistake named by file and field."""
-    d = Limits()
     values = {}
     for key in ("record_bytes", "id_chars"):
         if key in section:
@@ -86,7 +85,7 @@ def _limits(section: dict, path: Path) -> Limits:
                 values[key + "_ms"] = parse_time(v, f"limits.{key}")
             except ValueError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
-    lim = Limits(**{**d.__dict__, **values})
+    lim = replace(Limits(), **values)
     if lim.event_time_min_ms >= lim.event_time_max_ms:
         raise ConfigError(f"{path}: limits.event_time_min: must be before limits.event_time_max")
     return lim

@@ -146,7 +146,6 @@ class CardArena:
             self.evi.reshape(-1).view(np.uint8),
             self.evf.reshape(-1).view(np.uint8),
             CARD_FORMAT,
-            ends,
             out,
         )
         buf = out.tobytes()
