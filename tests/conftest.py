@@ -36,3 +36,22 @@ def small_stream(tmp_path_factory) -> dict[str, Path]:
         str(paths["feedback"]),
     )
     return paths
+
+
+def with_retries(lines: list[bytes], every: int = 250) -> tuple[list[bytes], set[str]]:
+    """`lines` with a copy of every `every`-th transaction sent again (an upstream retry): half of
+    the copies right after the first, half some hundreds of lines later. Returns the new lines and
+    the tx_ids retried. Deterministic."""
+    out = list(lines)
+    retried: set[str] = set()
+    inserts: list[tuple[int, bytes]] = []
+    for n, line in enumerate(lines):
+        if n % every == every // 2 and line.startswith(b"{") and b'"tx_id"' in line:
+            import orjson
+
+            retried.add(orjson.loads(line)["tx_id"])
+            later = 1 if len(retried) % 2 else 1 + (n * 7919) % 600
+            inserts.append((n + later, line))
+    for at, line in sorted(inserts, key=lambda p: p[0], reverse=True):
+        out.insert(min(at, len(out)), line)
+    return out, retried

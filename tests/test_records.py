@@ -275,7 +275,13 @@ def test_optional_string_wrong_type(field):
 # property: random valid records always decode and roundtrip
 # ------------------------------------------------------------------------------------------
 
-ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+# valid ids are printable: no control, format, surrogate, private-use, unassigned or separator
+# characters (an ASCII space is fine)
+ids = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs")) | st.just(" "),
+    min_size=1,
+    max_size=30,
+)
 aware = st.datetimes(
     min_value=datetime(1971, 1, 1),
     max_value=datetime(2100, 1, 1),
@@ -378,3 +384,37 @@ def test_limits_come_from_the_pipeline_config(tmp_path):
     ):
         with pytest.raises(BadRecord, match=reason):
             decode(line(**{"event_time": "2026-06-01T00:00:00Z", **over}))
+
+
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        (', "amount": 6', "amount"),
+        (', "channel": "pos", "channel": null', "channel"),
+        (' , "amount" : 9', "amount"),
+        (', "x": {"a": 1, "a": 2}', "a"),
+    ],
+)
+def test_a_key_given_twice_is_refused_by_name(extra, key):
+    line = '{"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5, "event_time": 0' + extra + "}"
+    with pytest.raises(BadRecord, match=f"duplicate key '{key}'"):
+        decode(line.encode())
+    with pytest.raises(BadRecord, match="duplicate key"):
+        decode(line)  # text lines (stdin) the same
+
+
+@pytest.mark.parametrize(
+    "extra", ["", ', "note": "he said \\"hi\\""', ', "x": {"a": 1}', ', "tags": ["a", "b"]', ', "channel": null']
+)
+def test_records_with_more_quotes_but_no_repeated_key_are_read(extra):
+    line = '{"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5, "event_time": 0' + extra + "}"
+    assert decode(line.encode()).amount == 5.0
+
+
+@pytest.mark.parametrize("field", ["tx_id", "card_id", "merchant_id"])
+@pytest.mark.parametrize("bad", ["a\x00b", "\x1b[31mred", "line\nbreak", "a\u2028b", "\u200eltr", "\x7f"])
+def test_ids_with_control_characters_are_refused(field, bad):
+    rec = {"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5, "event_time": 0}
+    rec[field] = bad.encode().decode("unicode_escape")
+    with pytest.raises(BadRecord, match=f"{field} holds an unprintable character"):
+        decode(json.dumps(rec))

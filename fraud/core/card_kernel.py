@@ -3,8 +3,8 @@
 A checkpoint writes every changed card (thousands per batch); packing each one from Python cost
 about 2 µs a card (slices, `tobytes`, a join), a fifth of the checkpoint. Here the dirty cards are
 packed back to back into one byte buffer that the store slices per key. The layout of one card is
-the store's card format v2 (`state/arena.py`): a 5-byte header (format, event count as uint32 LE),
-then its (time, merchant) rows as int64 and its (amount, lat, lon) rows as float64, little-endian.
+the store's card format v3 (`state/arena.py`): a 5-byte header (format, event count as uint32 LE),
+then its (time, merchant, transaction key) rows as int64 and its (amount, lat, lon) rows as float64, little-endian.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from fraud.core.jit import njit
-from fraud.core.window_kernel import HEAD, LEN, START
+from fraud.core.window_kernel import EVI_COLS, HEAD, LEN, START
 
 HEADER_BYTES = 5
-ROW_BYTES = 40  # 2 x int64 + 3 x float64
+EVI_BYTES = 8 * EVI_COLS
+ROW_BYTES = EVI_BYTES + 24  # 3 x int64 + 3 x float64
 
 
 def sizes(cm: np.ndarray, slots: np.ndarray) -> np.ndarray:
@@ -36,7 +37,7 @@ def pack_cards(slots, cm, evi_bytes, evf_bytes, version, out):
         for b in range(4):
             out[pos + 1 + b] = (n >> (8 * b)) & 0xFF
         pos += HEADER_BYTES
-        out[pos : pos + 16 * n] = evi_bytes[16 * base : 16 * (base + n)]
-        pos += 16 * n
+        out[pos : pos + EVI_BYTES * n] = evi_bytes[EVI_BYTES * base : EVI_BYTES * (base + n)]
+        pos += EVI_BYTES * n
         out[pos : pos + 24 * n] = evf_bytes[24 * base : 24 * (base + n)]
         pos += 24 * n

@@ -39,6 +39,7 @@ NAN = math.nan
 # the run, and an event's latency includes deciding the others of its run (`fraud bench` measures
 # both; at 16 the full detector ran ~10% faster per event and its p99 latency doubled).
 RUN_MAX = 8
+_NO_IDS = np.zeros(0, dtype=np.uint8)
 REPLAY_RUN = 4096  # events per kernel call in replays (training, backtests): nothing waits offline
 
 
@@ -79,7 +80,7 @@ class RunResult:
     def __init__(self, n: int, width: int, rules: int, inputs: int) -> None:
         self.X = np.full((n, width), NAN)
         self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))  # the kernel's input rows (fixed part copied in)
-        self.out_i = np.zeros((n, 4), dtype=np.int64)
+        self.out_i = np.zeros((n, K.OUT_I_COLS), dtype=np.int64)
         self.out_f = np.zeros((n, 4), dtype=np.float64)  # score, model score, both rounded to 6 decimals
         self.fired = np.zeros((n, rules), dtype=np.bool_)
         self.windows = np.zeros((n, 4), dtype=np.int64)
@@ -113,7 +114,7 @@ def decision_records(
     now = now_ns()
     out = []
     last_at, latency = None, 0.0
-    for k, (tx, (late, _, dec, nfired), (_, _, score, ms), at) in enumerate(
+    for k, (tx, (late, _, dec, nfired, repeat), (_, _, score, ms), at) in enumerate(
         zip(txs, res.out_i.tolist(), res.out_f.tolist(), arrived_ns)
     ):
         if at != last_at:
@@ -129,6 +130,7 @@ def decision_records(
                 "rules": fired_names(res, k, names) if nfired else [],
                 "latency_ms": latency,
                 "late": late == 1,
+                "repeat": repeat == 1,
             }
         )
     return out
@@ -197,6 +199,7 @@ class Detector:
         self._kernel(
             0,
             np.zeros((0, RK.EV_I_COLS), np.int64),
+            _NO_IDS,
             np.zeros((0, K.IN_F_FIXED)),
             self.plan.feedback.packed(),
             self._buf,
@@ -240,22 +243,25 @@ class Detector:
             return res
         reports = self.plan.feedback.packed()  # rebuilt only when reports were added
         ev_i, fixed = self._pack(txs, reports)
+        ids = np.frombuffer("\0".join([tx.tx_id for tx in txs]).encode(), dtype=np.uint8)
         arena = self.store.arena
         if len(arena.slot_of) > arena.limit:  # before the call: never push out a card of this run
             arena.mark_used(ev_i[:, RK.V_CARD])
         table = self.plan.merchants
         swept = int(table.mctl[MK.SWEPT_DAY])
-        done, full = self._kernel(0, ev_i, fixed, reports, res)
+        done, full = self._kernel(0, ev_i, ids, fixed, reports, res)
         while done < n:  # an arena is full: compact or grow it, go on from that event
             if full == RK.FULL_MERCHANTS:
                 table.make_room()
             else:
                 arena.make_space(arena.max_events)
-            done, full = self._kernel(done, ev_i, fixed, reports, res)
+            done, full = self._kernel(done, ev_i, ids, fixed, reports, res)
         table.after_run(swept)
         return res
 
-    def _kernel(self, k0: int, ev_i: np.ndarray, fixed: np.ndarray, reports: tuple, res: RunResult) -> tuple[int, int]:
+    def _kernel(
+        self, k0: int, ev_i: np.ndarray, ids: np.ndarray, fixed: np.ndarray, reports: tuple, res: RunResult
+    ) -> tuple[int, int]:
         arena = self.store.arena
         prog = self.program
         plan = self.plan
@@ -266,6 +272,7 @@ class Detector:
         return RK.run(
             k0,
             ev_i,
+            ids,
             fixed,
             res.in_f,
             arena.cm,
@@ -326,7 +333,7 @@ class Detector:
             m = merchant_slot(mid)
             if m is None:
                 m = intern(mid)
-            ints += (tx.ts, c, m, hash(cid), report_card(cid, -1), report_merchant(mid, -1))
+            ints += (tx.ts, c, m, hash(cid), report_card(cid, -1), report_merchant(mid, -1), 0)
             ch = tx.channel
             cp = NAN if ch is None else (1.0 if ch in cps else 0.0)
             if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
@@ -334,10 +341,10 @@ class Detector:
             else:
                 floats += (tx.amount, tx.lat, tx.lon, cp)
         n = len(txs)
-        return (
-            np.array(ints, dtype=np.int64).reshape(n, RK.EV_I_COLS),
-            np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED),
-        )
+        ev_i = np.array(ints, dtype=np.int64).reshape(n, RK.EV_I_COLS)
+        fixed = np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED)
+        ev_i[:, RK.V_TX_KEY] = fixed[:, 0].view(np.int64)  # the amount's bits, for `tx_keys`
+        return ev_i, fixed
 
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 KERNEL_SOURCES = (
     "jit.py",
+    "history_kernel.py",
     "window_kernel.py",
     "score_kernel.py",
     "merchant_kernel.py",

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from fraud.core.redact import looks_like_pan
+from fraud.core.duplicate_keys import quotes_if_keys_unique, refuse_duplicate_keys
+from fraud.core.redact import looks_like_pan, mask_pans
 
 CARD_PRESENT_CHANNELS = frozenset({"pos", "atm"})
 
@@ -142,6 +143,9 @@ def _req_str(rec: dict, field: str, max_chars: int) -> str:
         raise BadRecord(f"{field} is empty")
     if len(value) > max_chars:
         raise BadRecord(f"{field} is {len(value):,} characters, over the limit of {max_chars:,} (limits.id_chars)")
+    if not value.isprintable():
+        at = next(i for i, c in enumerate(value) if not c.isprintable())
+        raise BadRecord(f"{field} holds an unprintable character {value[at]!r} at position {at}")
     return value
 
 
@@ -179,10 +183,11 @@ _SAFE_IDS_MAX = 1 << 20
 
 
 def _safe_id(value: str) -> bool:
-    """Not a card number: checked once per distinct card or merchant id (they repeat), bounded."""
-    if value in _SAFE_IDS or len(value) < 13:
+    """Printable and not a card number: checked once per distinct card or merchant id (they repeat),
+    bounded. Ids go into keys, decisions and log lines: a control character there could forge a line."""
+    if value in _SAFE_IDS:
         return True
-    if looks_like_pan(value):
+    if not value.isprintable() or (len(value) >= 13 and looks_like_pan(value)):
         return False
     if len(_SAFE_IDS) >= _SAFE_IDS_MAX:
         _SAFE_IDS.clear()
@@ -213,6 +218,7 @@ def validate(rec: object) -> Transaction:
             and event_time is not None
             and _safe_id(card_id)
             and _safe_id(merchant_id)
+            and tx_id.isprintable()
             and (len(tx_id) < 13 or not looks_like_pan(tx_id))
         ):
             ts = parse_time(event_time)
@@ -314,7 +320,25 @@ def decode(line: bytes | str | None) -> Transaction:
         if not line.strip():  # only on the error path: a blank line is a malformed record too
             raise BadRecord("empty record (blank line or empty message)") from None
         raise BadRecord(f"not valid JSON: {exc}") from None
-    return validate(rec)
+    try:
+        tx = validate(rec)
+    except BadRecord:
+        refuse_duplicate_keys(line)  # the first reason to give: the record says two things
+        raise
+    if line.count(b'"' if type(line) is bytes else '"') != quotes_if_keys_unique(rec, tx):
+        refuse_duplicate_keys(line)
+    return tx
+
+
+def dead_letter_text(raw: bytes) -> tuple[str, int | None]:
+    """A bad record as its dead letter keeps it: card numbers masked, and at most
+    `limits.record_bytes` of it (with its full size; None when whole), so that a flood of huge
+    records cannot fill the dead-letter output a thousand times faster than the input."""
+    cut = _limits.record_bytes
+    text = mask_pans(raw.rstrip(b"\r\n"))
+    if len(text) <= cut:
+        return text.decode("utf-8", "replace"), None
+    return text[:cut].decode("utf-8", "replace"), len(raw)
 
 
 def iter_lines(path: str, what: str) -> Iterator[tuple[int, bytes]]:

@@ -4,10 +4,10 @@ One call decides a run of already-decoded events in arrival order; each event se
 its predecessors in the run left (as if called once per event), so runs change cost, never results.
 Python interns ids to slots and packs the run into arrays; everything per event happens here.
 
-Card histories live in an arena (`arena.py`): card slot s owns the block `evi/evf[start, start+cap)`
-and its events, in event-time order, are at `start + head .. start + head + len`. Columns:
-evi = (event time ms, merchant key), evf = (amount, lat, lon); lat/lon are NaN unless the payment is
-card-present with a location. cm[s] = (start, head, len, cap, dirty, last used).
+Card histories live in the arena (`state/arena.py`), kept by `history_kernel.py`: insertion in
+event-time order, eviction behind the watermark, the cap on events per card, and `find`, which
+recognises a repeat of a transaction already in the history by its key (`run_kernel.tx_keys`).
+Here, per event: the late flag, the window aggregates and card features, then rules and trees.
 
 The arithmetic follows the definitions in features.py and the old pure-Python code step by step
 (same summation order, same formulas), so features and scores are the same floats.
@@ -20,6 +20,29 @@ import math
 import numpy as np
 
 from fraud.core import score_kernel as _scoring
+from fraud.core.history_kernel import (  # noqa: F401  (the arena layout, read through this module too)
+    CAP,
+    CM_COLS,
+    CTL_SIZE,
+    DIRTY,
+    EVI_COLS,
+    HAS_MAX,
+    HEAD,
+    LEN,
+    MAX_TS,
+    MIN_CAP,
+    SEQ,
+    STAMP,
+    START,
+    TOP,
+    USED,
+    bisect_left,
+    bisect_right,
+    compact,
+    find,
+    insert,
+    make_room,
+)
 from fraud.core.jit import njit
 from fraud.core.score_kernel import decide, model_score, rules
 from fraud.core.units import DAY_MS, HOUR_MS, MINUTE_MS
@@ -29,12 +52,6 @@ _HABIT_MS = 7_200_000
 _DEG = math.pi / 180.0  # what CPython's math.radians multiplies by
 NAN = np.nan
 
-# cm columns
-START, HEAD, LEN, CAP, DIRTY, USED = range(6)
-CM_COLS = 6
-# ctl: arena top, max event time seen, whether one was seen, run counter (for LRU), set stamp
-TOP, MAX_TS, HAS_MAX, SEQ, STAMP = range(5)
-CTL_SIZE = 5
 # cfg (int64): watermark bound, history kept behind the watermark, events kept per card at most,
 # boosted trees, forest trees, has model, needs the 30-day profile
 C_BOUND, C_KEEP, C_MAXCAP, C_NBOOST, C_NFOREST, C_MODEL, C_PROFILE = range(7)
@@ -63,44 +80,10 @@ A_COUNT, A_SUM, A_AVG, A_MIN, A_MAX, A_DISTINCT = range(6)
 ) = range(12)
 # in_f columns: amount, lat, lon, card_present, then the merchant and report inputs
 IN_F_FIXED = 4
-# out_i columns: late, severity of fired rules, decision (0 allow, 1 review, 2 block), rules fired
-O_LATE, O_SEV, O_DEC, O_NFIRED = range(4)
-MIN_CAP = 8
-
-
-@njit(cache=True)
-def _bisect_right(evi, base, lo, hi, x):
-    """First index in [lo, hi) of the block at `base` whose time is > x."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if x < evi[base + mid, 0]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def bisect_left(evi, base, lo, hi, x):
-    """First index in [lo, hi) of the block at `base` whose column 0 (time, hour) is >= x."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if evi[base + mid, 0] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def _copy_rows(evi, evf, dst, src, n):
-    """Move n events from row src to row dst (dst < src or no overlap)."""
-    for j in range(n):
-        evi[dst + j, 0] = evi[src + j, 0]
-        evi[dst + j, 1] = evi[src + j, 1]
-        evf[dst + j, 0] = evf[src + j, 0]
-        evf[dst + j, 1] = evf[src + j, 1]
-        evf[dst + j, 2] = evf[src + j, 2]
+# out_i columns: late, severity of fired rules, decision (0 allow, 1 review, 2 block), rules fired,
+# repeat (the transaction was already in the card's history)
+O_LATE, O_SEV, O_DEC, O_NFIRED, O_REPEAT = range(5)
+OUT_I_COLS = 5
 
 
 @njit(cache=True)
@@ -140,68 +123,6 @@ def _haversine(lat1, lon1, lat2, lon2):
 
 
 @njit(cache=True)
-def _insert(cm, evi, evf, s, t, mer, amt, lat, lon):
-    """Insert one event after every event with the same or an earlier time; return its index.
-    The caller has made sure the block has room."""
-    start = cm[s, START]
-    head = cm[s, HEAD]
-    n = cm[s, LEN]
-    if head + n == cm[s, CAP]:  # room only in front: slide the events to the block's start
-        _copy_rows(evi, evf, start, start + head, n)
-        head = 0
-        cm[s, HEAD] = 0
-    base = start + head
-    i = n
-    if n and t < evi[base + n - 1, 0]:
-        i = _bisect_right(evi, base, 0, n, t)
-        for j in range(n, i, -1):
-            evi[base + j, 0] = evi[base + j - 1, 0]
-            evi[base + j, 1] = evi[base + j - 1, 1]
-            evf[base + j, 0] = evf[base + j - 1, 0]
-            evf[base + j, 1] = evf[base + j - 1, 1]
-            evf[base + j, 2] = evf[base + j - 1, 2]
-    evi[base + i, 0] = t
-    evi[base + i, 1] = mer
-    evf[base + i, 0] = amt
-    evf[base + i, 1] = lat
-    evf[base + i, 2] = lon
-    cm[s, LEN] = n + 1
-    cm[s, DIRTY] = 1
-    return i
-
-
-@njit(cache=True)
-def _make_room(cm, evi, evf, ctl, s, cutoff, maxcap):
-    """Evict the card's events older than `cutoff`, and grow its block (or drop its oldest event at
-    the cap) so that one more fits. False if the arena is full: nothing was changed then."""
-    base = cm[s, START] + cm[s, HEAD]
-    n = cm[s, LEN]
-    gone = bisect_left(evi, base, 0, n, cutoff) if n else 0
-    cap = cm[s, CAP]
-    if n - gone >= cap and cap < maxcap:
-        newcap = min(max(2 * cap, MIN_CAP), maxcap)
-        top = ctl[TOP]
-        if top + newcap > evi.shape[0]:
-            return False
-        keep = n - gone
-        _copy_rows(evi, evf, top, base + gone, keep)
-        cm[s, START] = top
-        cm[s, HEAD] = 0
-        cm[s, LEN] = keep
-        cm[s, CAP] = newcap
-        cm[s, DIRTY] = 1
-        ctl[TOP] = top + newcap
-        return True
-    if n - gone >= maxcap:  # at the cap: the oldest event makes way (documented in features.py)
-        gone = n - maxcap + 1
-    if gone:
-        cm[s, HEAD] += gone
-        cm[s, LEN] = n - gone
-        cm[s, DIRTY] = 1
-    return True
-
-
-@njit(cache=True)
 def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstamp, stamp, X):
     """Fill row k of X for the event at index i of the block at `base`."""
     hi = i + 1
@@ -212,7 +133,7 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
         agg = wins[w, 1]
         slot = wins[w, 2]
         if dur != prev_dur:
-            lo = _bisect_right(evi, base, 0, i, t - dur)
+            lo = bisect_right(evi, base, 0, i, t - dur)
             prev_dur = dur
         n = hi - lo
         if agg == A_COUNT:
@@ -240,7 +161,7 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
     if extras.shape[0] == 0:
         return stamp
     amount = evf[base + i, 0]
-    plo = _bisect_right(evi, base, 0, i, t - PROFILE_MS)
+    plo = bisect_right(evi, base, 0, i, t - PROFILE_MS)
     to_avg = NAN
     to_max = NAN
     z = NAN
@@ -322,13 +243,12 @@ def room(cm, evi, evf, ctl, cfg, s, t):
     """Make room in card slot s's block for an event at time t (evicting what the watermark that
     event brings has left behind); False if the arena is full: nothing of the event changed then."""
     max_ts = max(ctl[MAX_TS], t) if ctl[HAS_MAX] else t
-    return _make_room(cm, evi, evf, ctl, s, max_ts - cfg[C_BOUND] - cfg[C_KEEP], cfg[C_MAXCAP])
+    return make_room(cm, evi, evf, ctl, s, max_ts - cfg[C_BOUND] - cfg[C_KEEP], cfg[C_MAXCAP])
 
 
 @njit(cache=True)
-def event(k, t, s, mer, in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstamp, X, out_i, seq):
-    """Event k of a run (card slot s, time t, merchant key `mer`; `room` made space for it): its
-    late flag, its insertion into the card's history, its card features into X[k]."""
+def _arrive(t, ctl, cfg):
+    """The watermark an event at time t brings; whether it was already past t (the late flag)."""
     if ctl[HAS_MAX]:
         max_ts = ctl[MAX_TS]
         late = t < max_ts - cfg[C_BOUND]
@@ -339,13 +259,36 @@ def event(k, t, s, mer, in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstam
         max_ts = t
     ctl[MAX_TS] = max_ts
     ctl[HAS_MAX] = 1
+    return late
+
+
+@njit(cache=True)
+def event(k, t, s, mer, key, in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstamp, X, out_i, seq):
+    """Event k of a run (card slot s, time t, merchant key `mer`; `room` made space for it): its
+    late flag, its insertion into the card's history, its card features into X[k]."""
+    out_i[k, O_LATE] = _arrive(t, ctl, cfg)
+    out_i[k, O_REPEAT] = 0
     cm[s, USED] = seq
-    i = _insert(cm, evi, evf, s, t, mer, in_f[k, 0], in_f[k, 1], in_f[k, 2])
+    i = insert(cm, evi, evf, s, t, mer, key, in_f[k, 0], in_f[k, 1], in_f[k, 2])
     base = cm[s, START] + cm[s, HEAD]
     ctl[STAMP] = _features(
         k, i, base, t, in_f, evi, evf, wins, extras, cfg[C_PROFILE] != 0, hkeys, hstamp, ctl[STAMP], X
     )
-    out_i[k, O_LATE] = late
+
+
+@njit(cache=True)
+def repeat(k, j, t, s, in_f, cm, evi, evf, ctl, cfg, wins, extras, hkeys, hstamp, X, out_i, seq):
+    """Event k repeats the event at index j of card slot s's history (an upstream retry): it is not
+    inserted again; its card features are those of the first one, at the first one's place in the
+    history (its time, its amount, what was before it). Its own time still moves the watermark."""
+    out_i[k, O_LATE] = _arrive(t, ctl, cfg)
+    out_i[k, O_REPEAT] = 1
+    cm[s, USED] = seq
+    base = cm[s, START] + cm[s, HEAD]
+    first = evi[base + j, 0]
+    ctl[STAMP] = _features(
+        k, j, base, first, in_f, evi, evf, wins, extras, cfg[C_PROFILE] != 0, hkeys, hstamp, ctl[STAMP], X
+    )
 
 
 @njit(cache=True)
@@ -368,22 +311,3 @@ def score(k0, k1, X, cfg, fcfg, prog_i, prog_f, spans, sev, trees, out_i, out_f,
         out_f[k, 1] = ms
         out_f[k, 2] = np.rint(sc * 1e6) / 1e6  # as written: what np.round(x, 6) computes
         out_f[k, 3] = np.rint(ms * 1e6) / 1e6
-
-
-@njit(cache=True)
-def compact(cm, live, evi, evf, new_evi, new_evf):
-    """Copy the live cards' events into fresh arrays, each block with its capacity, in slot order;
-    return the new top."""
-    top = 0
-    for s in live:
-        _copy_rows_between(evi, evf, new_evi, new_evf, top, cm[s, START] + cm[s, HEAD], cm[s, LEN])
-        cm[s, START] = top
-        cm[s, HEAD] = 0
-        top += cm[s, CAP]
-    return top
-
-
-@njit(cache=True)
-def _copy_rows_between(evi, evf, new_evi, new_evf, dst, src, n):
-    new_evi[dst : dst + n] = evi[src : src + n]
-    new_evf[dst : dst + n] = evf[src : src + n]

@@ -60,6 +60,7 @@ def passthrough(input_path: str, output_path: str) -> tuple[float, array]:
                         "rules": [],
                         "latency_ms": (clock() - arrived) / 1e6,
                         "late": False,
+                        "repeat": False,
                     }
                 )
                 + b"\n"

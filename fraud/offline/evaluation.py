@@ -121,10 +121,13 @@ def evaluate(decisions_path: str, labels_path: str) -> dict:
     scores, ys, days, cards, kinds, scen, lat = [], [], [], [], [], [], []
     rule_hits: Counter[str] = Counter()
     rule_tp: Counter[str] = Counter()
-    unlabelled = late = 0
+    unlabelled = late = repeats = 0
     for d in _read_jsonl(decisions_path, "decisions"):
         lat.append(d.get("latency_ms", float("nan")))
         late += bool(d.get("late"))
+        if d.get("repeat"):  # an upstream retry: its transaction is scored once, on its first decision
+            repeats += 1
+            continue
         label = labels.get(d.get("tx_id"))
         if label is None:
             unlabelled += 1
@@ -178,6 +181,7 @@ def evaluate(decisions_path: str, labels_path: str) -> dict:
         "frauds": int(y.sum()),
         "fraud_rate": float(y.mean()),
         "late": late,
+        "repeats": repeats,
         "roc_auc": float(roc_auc_score(y, s)) if both else None,
         "average_precision": float(average_precision_score(y, s)) if both else None,
         "card_precision_at_100": card_precision_at_k(np.array(days), cards, s, y),
@@ -204,7 +208,8 @@ def format_report(m: dict) -> str:
 
     lines = [
         f"decisions {m['decisions']:,}  labelled {m['labelled']:,}  frauds {m['frauds']:,} "
-        f"({100 * m['fraud_rate']:.2f}%)  late (behind the watermark) {m['late']:,}",
+        f"({100 * m['fraud_rate']:.2f}%)  late (behind the watermark) {m['late']:,}"
+        + (f"  repeats (retries, not scored again) {m['repeats']:,}" if m.get("repeats") else ""),
         f"ROC AUC {num(m['roc_auc'])}   average precision {num(m['average_precision'])}   "
         f"card precision@100 {num(m['card_precision_at_100'])} "
         f"({num(m.get('card_precision_at_100_removing_detected'))} removing detected cards, as the handbook's code)",

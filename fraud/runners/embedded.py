@@ -22,19 +22,17 @@ from typing import BinaryIO
 import orjson
 
 from fraud.core.detector import RUN_MAX, Detector
-from fraud.core.records import BadRecord, decode
-from fraud.core.redact import mask_pans, mask_text
+from fraud.core.records import BadRecord, dead_letter_text, decode
+from fraud.core.redact import mask_text
 from fraud.errors import UserError
 
 
 def dead_letter(line_no: int, error: str, raw: bytes) -> bytes:
-    return orjson.dumps(
-        {
-            "line": line_no,
-            "error": mask_text(error),
-            "record": mask_pans(raw.rstrip(b"\r\n")).decode("utf-8", "replace"),
-        }
-    )
+    record, size = dead_letter_text(raw)
+    letter = {"line": line_no, "error": mask_text(error), "record": record}
+    if size is not None:
+        letter["record_bytes"] = size  # the record is cut at limits.record_bytes
+    return orjson.dumps(letter)
 
 
 @dataclass

@@ -18,9 +18,23 @@ from collections.abc import Callable
 import numpy as np
 
 from fraud.core import card_kernel
-from fraud.core.window_kernel import CAP, CM_COLS, CTL_SIZE, DIRTY, HEAD, LEN, MIN_CAP, SEQ, START, TOP, USED, compact
+from fraud.core.window_kernel import (
+    CAP,
+    CM_COLS,
+    CTL_SIZE,
+    DIRTY,
+    EVI_COLS,
+    HEAD,
+    LEN,
+    MIN_CAP,
+    SEQ,
+    START,
+    TOP,
+    USED,
+    compact,
+)
 
-CARD_FORMAT = 2  # v1: per-field arrays written by the pure-Python core; not read any more
+CARD_FORMAT = 3  # v1: the pure-Python core's per-field arrays; v2: no transaction keys. Neither read
 assert sys.byteorder == "little", "the card format is little-endian and packed from native arrays"
 _HEADER = struct.Struct("<BI")
 
@@ -44,7 +58,7 @@ class CardArena:
         self.limit = limit
         self.on_evict = on_evict
         self.cm = np.zeros((slots, CM_COLS), dtype=np.int64)
-        self.evi = np.zeros((events, 2), dtype=np.int64)
+        self.evi = np.zeros((events, EVI_COLS), dtype=np.int64)
         self.evf = np.zeros((events, 3), dtype=np.float64)
         self.ctl = np.zeros(CTL_SIZE, dtype=np.int64)
         self.slot_of: dict[str, int] = {}
@@ -92,7 +106,7 @@ class CardArena:
             rows = len(self.evi)
             while rows < 2 * used:
                 rows *= 2
-            new_evi = np.zeros((rows, 2), dtype=np.int64)
+            new_evi = np.zeros((rows, EVI_COLS), dtype=np.int64)
             new_evf = np.zeros((rows, 3), dtype=np.float64)
             top = int(compact(self.cm, live, self.evi, self.evf, new_evi, new_evf))
             self.evi, self.evf = new_evi, new_evf
@@ -160,7 +174,8 @@ class CardArena:
         self.cm[:, DIRTY] = 0
 
     def history(self, card_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(times and merchants, amounts and locations) of a card in memory, in event-time order."""
+        """(times, merchants and transaction keys; amounts and locations) of a card in memory, in
+        event-time order."""
         s = self.slot_of[card_id]
         base = int(self.cm[s, START] + self.cm[s, HEAD])
         n = int(self.cm[s, LEN])
@@ -172,6 +187,6 @@ def decode_card(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if version != CARD_FORMAT:
         raise StaleCardFormat(f"card state format v{version}, this version reads v{CARD_FORMAT}")
     pos = _HEADER.size
-    ti = np.frombuffer(data, dtype="<i8", count=2 * n, offset=pos).reshape(n, 2)
-    tf = np.frombuffer(data, dtype="<f8", count=3 * n, offset=pos + 16 * n).reshape(n, 3)
+    ti = np.frombuffer(data, dtype="<i8", count=EVI_COLS * n, offset=pos).reshape(n, EVI_COLS)
+    tf = np.frombuffer(data, dtype="<f8", count=3 * n, offset=pos + 8 * EVI_COLS * n).reshape(n, 3)
     return ti, tf

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FRAUD = str(Path(sys.executable).with_name("fraud"))
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 sys.path.insert(0, str(ROOT / "tests"))
+from conftest import with_retries  # noqa: E402
 
 
 def _topic(prefix: str, partitions: int = 4) -> str:
@@ -44,11 +46,15 @@ def _topic(prefix: str, partitions: int = 4) -> str:
 
 def produce_file(path: Path, topic: str, rate: float | None = None) -> int:
     """Each line keyed by its card (a malformed line keyed by nothing), in file order."""
+    return produce_lines((line.rstrip(b"\n") for line in open(path, "rb")), topic, rate)
+
+
+def produce_lines(lines: Iterable[bytes], topic: str, rate: float | None = None) -> int:
+    """Each line a message value, keyed by its card (a malformed one keyed by nothing), in order."""
     p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "linger.ms": 5})
     n = 0
     t0 = time.monotonic()
-    for line in open(path, "rb"):
-        line = line.rstrip(b"\n")
+    for line in lines:
         try:
             key = orjson.loads(line).get("card_id")
             key = key.encode() if isinstance(key, str) else None
@@ -113,16 +119,19 @@ def embedded_reference(
         run_file(det, str(path), str(tmp / "ref.jsonl"), str(tmp / "ref.bad.jsonl"))
     finally:
         store.close()
-    return {
-        d["tx_id"]: (d["decision"], d["score"], d["rules"]) for d in map(orjson.loads, open(tmp / "ref.jsonl", "rb"))
-    }
+    return {key(d): (d["decision"], d["score"], d["rules"]) for d in map(orjson.loads, open(tmp / "ref.jsonl", "rb"))}
+
+
+def key(d: dict) -> tuple[str, bool]:
+    """A decision's identity: its tx_id, and whether it is a repeat's (an upstream retry's)."""
+    return d["tx_id"], d["repeat"]
 
 
 def assert_exactly_once_and_equal(got: list[dict], want: dict[str, tuple]) -> None:
-    counts = Counter(d["tx_id"] for d in got)
+    counts = Counter(map(key, got))
     assert not [t for t, n in counts.items() if n > 1], "duplicated decisions"
     assert set(counts) == set(want), f"missing {len(set(want) - set(counts))} decisions"
-    diff = [d["tx_id"] for d in got if (d["decision"], d["score"], d["rules"]) != want[d["tx_id"]]]
+    diff = [key(d) for d in got if (d["decision"], d["score"], d["rules"]) != want[key(d)]]
     assert not diff, f"{len(diff)} decisions differ from the embedded run, e.g. {diff[:3]}"
 
 
@@ -229,7 +238,9 @@ def sim_stream(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:
-    """40,000+ transactions of an independent (foreign) simulator + 10 malformed lines."""
+    """40,000+ transactions of an independent (foreign) simulator, 160 of them sent twice (upstream
+    retries: some right after the first, some later, so some after a crash and restart), and 10
+    malformed lines."""
     import foreign_sim
 
     d = tmp_path_factory.mktemp("foreign")
@@ -238,6 +249,8 @@ def stream(tmp_path_factory) -> Path:
     )
     lines = open(d / "clean.jsonl", "rb").read().splitlines()
     assert len(lines) >= 40_000, n
+    lines, retried = with_retries(lines)
+    assert len(retried) >= 160
     return _with_malformed(lines, d / "tx.jsonl")
 
 
@@ -562,15 +575,15 @@ def test_at_least_once_repeats_are_identical_after_sigkills(stream, reference, t
         w.wait()
     w = worker(tmp_path, inp, out, group, "alo", extra_env=env)
     finish(w, tmp_path / "alo.log", 240)
-    records: dict[str, set[tuple[bytes, bytes]]] = {}
-    last: dict[str, dict] = {}
+    records: dict[tuple, set[tuple[bytes, bytes]]] = {}
+    last: dict[tuple, dict] = {}
     got = read_committed(out)
     print(f"at-least-once: {len(got) - len(reference)} repeated decisions")  # -s shows it
     for m in got:
         d = orjson.loads(m.value())
         assert "latency_ms" not in d and dict(m.headers() or [])["latency_ms"]
-        records.setdefault(d["tx_id"], set()).add((m.key(), m.value()))
-        last[d["tx_id"]] = d
+        records.setdefault(key(d), set()).add((m.key(), m.value()))
+        last[key(d)] = d
     assert set(records) == set(reference), f"missing {len(set(reference) - set(records))} decisions"
     assert all(len(v) == 1 for v in records.values()), "a repeated decision differs from the first"
     assert_exactly_once_and_equal(list(last.values()), reference)

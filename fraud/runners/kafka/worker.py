@@ -26,7 +26,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraud.core.detector import Detector
-from fraud.core.records import BadRecord
+from fraud.core.records import BadRecord, dead_letter_text
 from fraud.core.redact import mask_pans, mask_text
 from fraud.runners.kafka.admin import group_drained, partition_lag
 from fraud.runners.kafka.global_tables import GlobalTables
@@ -321,8 +321,10 @@ def dead_letter(m, error: BadRecord) -> dict:
         "partition": m.partition(),
         "offset": m.offset(),
         "error": reason,
-        "record": mask_pans(m.value() or b"").decode("utf-8", "replace"),
     }
+    value["record"], size = dead_letter_text(m.value() or b"")
+    if size is not None:
+        value["record_bytes"] = size  # the record is cut at limits.record_bytes
     return {
         "key": mask_pans(key) if key else key,
         "headers": [("error", reason.encode())],
