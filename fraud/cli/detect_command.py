@@ -21,7 +21,6 @@ from fraud.cli.checks import (
     _warn_without_feedback,
 )
 from fraud.cli.options import ConfigFile, ModelDir, NoModel, RulesFile
-from fraud.core.latency import percentiles
 from fraud.errors import UserError
 from fraud.settings.pipeline import DEFAULT_MODEL, DEFAULT_RULES, load_config
 
@@ -174,7 +173,7 @@ def detect(
                 file=sys.stderr,
             )
             return
-    pct = percentiles(stats.latencies_ms, (50, 99)) or {"p50": 0.0, "p99": 0.0}
+    pct = stats.latencies_ms.percentiles((50, 99)) or {"p50": 0.0, "p99": 0.0}
     d = stats.decisions
     print(
         f"decided {stats.records:,} transactions in {stats.seconds:.1f}s ({stats.throughput:,.0f}/s): "

@@ -98,6 +98,14 @@ def bench(
     feedback: str | None = typer.Option(
         None, "--feedback", help="fraud reports for the full detector (default: the simulated ones; none with --input)"
     ),
+    soak: int | None = typer.Option(
+        None, "--soak", min=1_000_000, help="instead: a soak over this many synthetic transactions (memory, p99, disk)"
+    ),
+    soak_cards: int = typer.Option(1_000_000, "--soak-cards", min=1000, help="soak: cards"),
+    soak_days: int = typer.Option(120, "--soak-days", min=1, help="soak: days of event time"),
+    flood: int | None = typer.Option(
+        None, "--flood", min=1000, help="instead: one card sending this many payments within a minute"
+    ),
 ) -> None:
     """Throughput and latency percentiles, with a passthrough baseline measured in the same run."""
     import tempfile
@@ -122,6 +130,29 @@ def bench(
             Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         return
     rule_set, fast = _detector_parts(model, rules, False)
+    if soak or flood:
+        from fraud.offline import stress_bench
+
+        if soak:
+            result = stress_bench.run_soak(
+                soak,
+                soak_cards,
+                soak_days,
+                rule_set,
+                fast,
+                cfg.detector,
+                cfg.cache_cards,
+                cfg.checkpoint_every,
+                cfg.checkpoint_interval_ms,
+                cfg.run_max,
+            )
+            print(stress_bench.format_soak(result))
+        else:
+            result = stress_bench.run_flood(flood, rule_set, fast, cfg.detector, cfg.run_max)
+            print(stress_bench.format_flood(result))
+        if json_out:
+            Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        return
     with tempfile.TemporaryDirectory(prefix="fraud-bench-in-") as tmp:
         if input is None:
             from generator.simulate import SimConfig, write_files

@@ -31,7 +31,7 @@ from fraud.scoring.model import FastModel
 from fraud.scoring.rules import ACTIONS, RuleProgram, RuleSet
 from fraud.state.feedback import FeedbackIndex
 from fraud.state.merchant_table import MerchantTable
-from fraud.state.store import StateStore
+from fraud.state.store import MAX_EVENTS_PER_CARD, StateStore
 
 DEFAULT_THRESHOLDS = {"review": 0.5, "block": 0.9}
 NAN = math.nan
@@ -49,7 +49,12 @@ def open_detector(
 ) -> Iterator[Detector]:
     """A detector over its own store, closed on exit: `state` is a RocksDB directory (None: a
     temporary one) or "memory" (no RocksDB: replays that never checkpoint). `parts` go to `Detector`."""
-    store = StateStore.in_memory() if state == "memory" else StateStore(state, cache_size=cache_cards)
+    cap = parts.get("settings", DetectorSettings()).max_events_per_card
+    store = (
+        StateStore.in_memory(max_events=cap)
+        if state == "memory"
+        else StateStore(state, cache_size=cache_cards, max_events=cap)
+    )
     try:
         yield Detector(store, **parts)
     finally:
@@ -67,6 +72,7 @@ def runs_of(txs: Iterable[Transaction], size: int = REPLAY_RUN) -> Iterator[list
 class DetectorSettings:
     watermark_bound_ms: int = 5_000  # watermark = max event time seen - bound
     allowed_lateness_ms: int = DAY_MS  # history kept behind the watermark for late events
+    max_events_per_card: int = MAX_EVENTS_PER_CARD  # the oldest make way beyond it (a flooding card)
 
 
 class RunResult:
@@ -186,7 +192,9 @@ class Detector:
         fcfg[K.F_REVIEW] = thresholds["review"]
         fcfg[K.F_BLOCK] = thresholds["block"]
         self._cfg, self._fcfg = cfg, fcfg
-        self._hkeys = np.zeros(2 * store.arena.max_events + 16, dtype=np.int64)
+        # scratch of `window_kernel.distinct`: a power of two at least twice the events a card holds
+        # (smaller, a capped card's distinct counts fell back to sorting, 20x slower)
+        self._hkeys = np.zeros(1 << max(4, (2 * store.arena.max_events - 1).bit_length()), dtype=np.int64)
         self._hstamp = np.zeros_like(self._hkeys)
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
@@ -254,7 +262,7 @@ class Detector:
             if full == RK.FULL_MERCHANTS:
                 table.make_room()
             else:
-                arena.make_space(arena.max_events)
+                arena.make_space(K.block_max(arena.max_events))
             done, full = self._kernel(done, ev_i, ids, fixed, reports, res)
         table.after_run(swept)
         return res

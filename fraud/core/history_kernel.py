@@ -21,6 +21,12 @@ MIN_CAP = 8
 
 
 @njit(cache=True)
+def block_max(maxcap):
+    """The largest block a card gets: its cap on events and a quarter more (`make_room`)."""
+    return maxcap + (maxcap >> 2)
+
+
+@njit(cache=True)
 def bisect_right(evi, base, lo, hi, x):
     """First index in [lo, hi) of the block at `base` whose time is > x."""
     while lo < hi:
@@ -91,18 +97,25 @@ def insert(cm, evi, evf, s, t, mer, key, amt, lat, lon):
 
 @njit(cache=True)
 def make_room(cm, evi, evf, ctl, s, cutoff, maxcap):
-    """Evict the card's events older than `cutoff`, and grow its block (or drop its oldest event at
-    the cap) so that one more fits. False if the arena is full: nothing was changed then."""
+    """Evict the card's events older than `cutoff` (and its oldest at the cap), and grow its block
+    so that one more fits. False if the arena is full: nothing was changed then.
+
+    A block grows up to `block_max(maxcap)`, a quarter more than the events it may hold: a card at
+    the cap advances its head one event at a time and slides its events back to the block's start
+    once per maxcap/4 events (at exactly the cap it slid them on every event, O(cap) each)."""
     base = cm[s, START] + cm[s, HEAD]
     n = cm[s, LEN]
     gone = bisect_left(evi, base, 0, n, cutoff) if n else 0
+    if n - gone >= maxcap:  # at the cap: the oldest events make way (documented in features.py)
+        gone = n - maxcap + 1
+    keep = n - gone
     cap = cm[s, CAP]
-    if n - gone >= cap and cap < maxcap:
-        newcap = min(max(2 * cap, MIN_CAP), maxcap)
+    limit = block_max(maxcap)
+    if keep >= cap and cap < limit:  # the block is full of live events: a larger one
+        newcap = min(max(2 * cap, MIN_CAP), limit)
         top = ctl[TOP]
         if top + newcap > evi.shape[0]:
             return False
-        keep = n - gone
         _copy_rows(evi, evf, top, base + gone, keep)
         cm[s, START] = top
         cm[s, HEAD] = 0
@@ -111,21 +124,23 @@ def make_room(cm, evi, evf, ctl, s, cutoff, maxcap):
         cm[s, DIRTY] = 1
         ctl[TOP] = top + newcap
         return True
-    if n - gone >= maxcap:  # at the cap: the oldest event makes way (documented in features.py)
-        gone = n - maxcap + 1
     if gone:
         cm[s, HEAD] += gone
-        cm[s, LEN] = n - gone
+        cm[s, LEN] = keep
         cm[s, DIRTY] = 1
     return True
 
 
 @njit(cache=True)
-def find(cm, evi, s, key):
-    """Index of the event with transaction key `key` in card slot s's history, -1 if none: a scan
-    of the card's events, bounded by the cap on events kept per card."""
+def find(cm, evi, s, key, cutoff):
+    """Index of the event with transaction key `key` and a time at or after `cutoff` in card slot
+    s's history, -1 if none. Older events are as good as evicted (the next insertion drops them,
+    a checkpoint may have deleted the card): never a match, whether or not they are still there.
+    A scan, newest first (retries come soon after), bounded by the cap on events kept per card."""
     base = cm[s, START] + cm[s, HEAD]
-    for j in range(cm[s, LEN] - 1, -1, -1):  # newest first: retries come soon after
+    for j in range(cm[s, LEN] - 1, -1, -1):
+        if evi[base + j, 0] < cutoff:
+            return -1
         if evi[base + j, 2] == key:
             return j
     return -1

@@ -150,7 +150,7 @@ def run(
                 rcols,
                 rdefaults,
             )
-        j = K.find(cm, evi, s, key)
+        j = K.find(cm, evi, s, key, K.cutoff(ctl, cfg, t))
         if j < 0 and not K.room(cm, evi, evf, ctl, cfg, s, t):
             done, full = k, FULL_CARDS
             break

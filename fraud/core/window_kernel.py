@@ -38,6 +38,7 @@ from fraud.core.history_kernel import (  # noqa: F401  (the arena layout, read t
     USED,
     bisect_left,
     bisect_right,
+    block_max,
     compact,
     find,
     insert,
@@ -228,8 +229,13 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
             else:
                 near = 0
                 mine = t % DAY_MS
+                t0 = evi[base + plo, 0]
+                day = t0 - t0 % DAY_MS  # the times are sorted: the day's start only moves on
                 for j in range(plo, i):
-                    d = abs(evi[base + j, 0] % DAY_MS - mine)
+                    tj = evi[base + j, 0]
+                    if tj >= day + DAY_MS:  # a new day: one % per day, not per event
+                        day = tj - tj % DAY_MS
+                    d = abs(tj - day - mine)
                     if d <= _HABIT_MS or d >= DAY_MS - _HABIT_MS:
                         near += 1
                 X[k, slot] = near / (i - plo)
@@ -239,11 +245,18 @@ def _features(k, i, base, t, in_f, evi, evf, wins, extras, profile, hkeys, hstam
 
 
 @njit(cache=True)
+def cutoff(ctl, cfg, t):
+    """Events before this time are behind what any window of an event at t or later can reach,
+    with the watermark that event at t brings: they are evicted."""
+    max_ts = max(ctl[MAX_TS], t) if ctl[HAS_MAX] else t
+    return max_ts - cfg[C_BOUND] - cfg[C_KEEP]
+
+
+@njit(cache=True)
 def room(cm, evi, evf, ctl, cfg, s, t):
     """Make room in card slot s's block for an event at time t (evicting what the watermark that
     event brings has left behind); False if the arena is full: nothing of the event changed then."""
-    max_ts = max(ctl[MAX_TS], t) if ctl[HAS_MAX] else t
-    return make_room(cm, evi, evf, ctl, s, max_ts - cfg[C_BOUND] - cfg[C_KEEP], cfg[C_MAXCAP])
+    return make_room(cm, evi, evf, ctl, s, cutoff(ctl, cfg, t), cfg[C_MAXCAP])
 
 
 @njit(cache=True)

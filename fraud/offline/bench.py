@@ -172,7 +172,7 @@ def run_bench(
                 {
                     "pipeline": f"{name} (RocksDB, checkpoint {cadence})",
                     "tx_per_s": stats.throughput,
-                    **_pcts(stats.latencies_ms),
+                    **stats.latencies_ms.percentiles(),
                     "peak_rss_mb": _peak_rss_mb(),
                 }
             )

@@ -13,7 +13,6 @@ import hashlib
 import os
 import sys
 import time
-from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import BinaryIO
 import orjson
 
 from fraud.core.detector import RUN_MAX, Detector
+from fraud.core.latency import LatencyLog
 from fraud.core.records import BadRecord, dead_letter_text, decode
 from fraud.core.redact import mask_text
 from fraud.errors import UserError
@@ -42,7 +42,7 @@ class RunStats:
     dead_letters: int = 0
     late: int = 0
     seconds: float = 0.0
-    latencies_ms: array = field(default_factory=lambda: array("d"))
+    latencies_ms: LatencyLog = field(default_factory=LatencyLog)  # bounded however long the run
     resumed_from_line: int = 0
 
     @property
@@ -180,6 +180,7 @@ def run_file(
     stop_after: int | None = None,
     run_id: str | None = None,
     run_max: int = RUN_MAX,
+    stats: RunStats | None = None,
 ) -> RunStats:
     """Decide every record of `input_path`; resume from the store's checkpoint when it has one.
 
@@ -190,11 +191,12 @@ def run_file(
     a time bound keeps it a fixed share of the run however fast records arrive.
     `run_id` fingerprints what decides (model, rules, settings, feedback): a checkpoint taken under
     another one is refused. `stop_after` ends the run after that many records without a final
-    checkpoint, as a crash would (used by tests of recovery).
+    checkpoint, as a crash would (used by tests of recovery). `stats`: the caller's, to watch the
+    run as it goes (the soak bench reads it at each `progress` call).
     """
     store = detector.store
     resume = resume_point(store.meta(), str(store.path), input_path, output_path, dead_letter_path, run_id)
-    stats = RunStats()
+    stats = stats or RunStats()
     offset = resume["offset"] if resume else 0
     line_no = resume["line"] if resume else 0
     stats.resumed_from_line = line_no
@@ -236,7 +238,8 @@ def run_file(
                         "output_offset": out.tell() if out in synced else 0,
                         "dead_letter_offset": dlq.tell() if dlq in synced else 0,
                     },
-                }
+                },
+                forget_before=detector.history_cutoff() if detector.max_ts is not None else None,
             )
 
     try:

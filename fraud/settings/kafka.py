@@ -51,10 +51,11 @@ class KafkaSettings:
     session_timeout_ms: int = 10_000  # a worker that died silently loses its partitions after this
     client: dict[str, str] = field(default_factory=dict)  # librdkafka properties, passed through
     guarantee: str = "exactly_once"  # or "at_least_once" (docs/kafka.md, "Delivery guarantees")
+    hooks: dict = field(default_factory=dict, repr=False)  # error_cb and logger of every client (a worker's)
 
     def client_config(self, **extra: object) -> dict:
-        """librdkafka configuration: bootstrap + pass-through properties + the caller's own."""
-        return {"bootstrap.servers": self.bootstrap, **self.client, **extra}
+        """librdkafka configuration: bootstrap + pass-through properties + hooks + the caller's own."""
+        return {"bootstrap.servers": self.bootstrap, **self.client, **self.hooks, **extra}
 
 
 def kafka_settings(

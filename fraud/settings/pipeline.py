@@ -16,6 +16,7 @@ from fraud.core.units import parse_duration
 from fraud.defaults import runs_dir, shipped
 from fraud.errors import ConfigError
 from fraud.settings.yaml_files import parse_yaml
+from fraud.state.store import MAX_EVENTS_PER_CARD
 
 DEFAULT_CONFIG = shipped("config", "pipeline.yaml")
 DEFAULT_RULES = shipped("config", "rules.yaml")
@@ -46,11 +47,17 @@ class PipelineConfig:
 
 
 _SCHEMA = {
-    "detector": {"watermark_bound", "allowed_lateness", "run_max"},
+    "detector": {"watermark_bound", "allowed_lateness", "run_max", "max_events_per_card"},
     "state": {"checkpoint_every", "checkpoint_interval", "cache_cards"},
     "limits": {"record_bytes", "id_chars", "amount_max", "event_time_min", "event_time_max"},
     "kafka": None,  # free-form: validated by the Kafka runner
 }
+
+
+def _cap(v: object, path: object) -> int:
+    if type(v) is not int or not 16 <= v <= 1_000_000:
+        raise ConfigError(f"{path}: detector.max_events_per_card: must be an integer from 16 to 1,000,000, got {v!r}")
+    return v
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
@@ -122,6 +129,7 @@ def _read_config(path: str | Path | None) -> PipelineConfig:
     cfg.detector = DetectorSettings(
         watermark_bound_ms=duration_ms(det.get("watermark_bound", "5s"), f"{path}: detector.watermark_bound"),
         allowed_lateness_ms=duration_ms(det.get("allowed_lateness", "1d"), f"{path}: detector.allowed_lateness"),
+        max_events_per_card=_cap(det.get("max_events_per_card", MAX_EVENTS_PER_CARD), path),
     )
     if "checkpoint_interval" in st:
         cfg.checkpoint_interval_ms = duration_ms(st["checkpoint_interval"], f"{path}: state.checkpoint_interval")

@@ -31,6 +31,7 @@ from fraud.core.window_kernel import (
     START,
     TOP,
     USED,
+    block_max,
     compact,
 )
 
@@ -82,7 +83,7 @@ class CardArena:
             ti, tf = decode_card(data)
             n = len(ti)
             if n:
-                cap = min(max(MIN_CAP, 1 << (n - 1).bit_length()), max(self.max_events, n))
+                cap = min(max(MIN_CAP, 1 << (n - 1).bit_length()), max(block_max(self.max_events), n))
                 start = self.reserve(cap)
                 self.evi[start : start + n] = ti
                 self.evf[start : start + n] = tf

@@ -9,18 +9,23 @@ Cards pushed out of memory while dirty wait, serialised, in `_pending` until tha
 from __future__ import annotations
 
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
+from fraud.core.history_kernel import EVI_COLS
 from fraud.errors import UserError
 from fraud.state.arena import CARD_FORMAT, CardArena, StaleCardFormat
 
 META_KEY = b"\x00meta"
 CARD_PREFIX = b"c:"
 MAX_EVENTS_PER_CARD = 10_000  # a card's events kept at most (the oldest make way beyond it)
+SWEEP_PER_CHECKPOINT = 20_000  # saved cards a checkpoint looks at for ones gone stale
+_COUNT = struct.Struct("<I")
+_TIME = struct.Struct("<q")
 
 
 class StateStore:
@@ -61,6 +66,8 @@ class StateStore:
                     "use an empty --state directory"
                 )
         self._pending: dict[bytes, bytes] = {}
+        self._sweep_from = CARD_PREFIX  # where the next checkpoint's sweep of stale cards starts
+        self.forgotten = 0  # saved cards deleted by those sweeps
         self.cache_size = cache_size
         self.arena = CardArena(max_events, cache_size, self._keep_evicted)
 
@@ -86,22 +93,54 @@ class StateStore:
         except StaleCardFormat as exc:
             raise UserError(f"{self.path}: {exc}; use an empty --state directory") from None
 
-    def checkpoint(self, meta: dict) -> None:
-        """Write dirty cards and `meta` (input position, watermark, ...) in one atomic batch."""
+    def checkpoint(self, meta: dict, forget_before: int | None = None) -> None:
+        """Write dirty cards and `meta` (input position, watermark, ...) in one atomic batch.
+
+        With `forget_before` (the detector's history cutoff), the same batch deletes saved cards
+        whose newest event is older (`_sweep`), so that the state on disk is bounded by the longest
+        window, not by every card ever seen."""
         if self._db is None:
             raise RuntimeError("an in-memory store has nowhere to checkpoint")
         wb = WriteBatch(raw_mode=True)
         for key, data in self._pending.items():
             wb.put(key, data)
-        self._pending.clear()
+        written = self._pending
+        self._pending = {}
         arena = self.arena
         dirty = arena.dirty_slots()
         card_of = arena.card_of
         for s, data in zip(dirty, arena.encode_many(dirty), strict=True):
             wb.put(CARD_PREFIX + card_of[s].encode(), data)
         arena.clear_dirty()
+        if forget_before is not None:
+            self._sweep(wb, forget_before, written)
         wb.put(META_KEY, orjson.dumps({**meta, "card_format": CARD_FORMAT}))
         self._db.write(wb)
+
+    def _sweep(self, wb: WriteBatch, cutoff: int, written: dict[bytes, bytes]) -> None:
+        """Delete up to `SWEEP_PER_CHECKPOINT` saved cards, from where the last sweep stopped, whose
+        events are all older than `cutoff`: the next event of such a card would evict them all
+        before any window saw them, so the card is as good as new (and `find` ignores them too).
+        Cards in memory, and those `written` by this batch, are skipped."""
+        it = self._db.iter()
+        it.seek(self._sweep_from)
+        slot_of = self.arena.slot_of
+        row = 8 * EVI_COLS
+        looked = 0
+        while it.valid() and looked < SWEEP_PER_CHECKPOINT:
+            key = it.key()
+            if not key.startswith(CARD_PREFIX):
+                break
+            looked += 1
+            if key not in written and key[len(CARD_PREFIX) :].decode() not in slot_of:
+                data = it.value()
+                (n,) = _COUNT.unpack_from(data, 1)
+                if n == 0 or _TIME.unpack_from(data, 5 + row * (n - 1))[0] < cutoff:
+                    wb.delete(key)
+                    self.forgotten += 1
+            it.next()
+        self._sweep_from = it.key() if it.valid() and it.key().startswith(CARD_PREFIX) else CARD_PREFIX
+        del it
 
     def meta(self) -> dict | None:
         """The metadata of the last checkpoint, or None for a fresh store."""

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hostile import hostile_lines  # noqa: E402
 
-from integration.test_kafka_detect import (  # noqa: E402
+from integration.kafka_helpers import (  # noqa: E402
     BOOTSTRAP,
     FRAUD,
     ROOT,

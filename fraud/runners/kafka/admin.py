@@ -21,7 +21,7 @@ from fraud.settings.kafka import KafkaSettings
 _QUIET = {"log_level": 0, "log.connection.close": False, "error_cb": lambda _err: None}
 
 
-def _admin(settings: KafkaSettings, **extra: object) -> AdminClient:
+def quiet_admin(settings: KafkaSettings, **extra: object) -> AdminClient:
     return AdminClient(settings.client_config(**{**_QUIET, **extra}))
 
 
@@ -39,7 +39,7 @@ def check_reachable(settings: KafkaSettings, timeout: float = 10.0) -> None:
     """Raise UserError unless a broker at settings.bootstrap answers a metadata request within timeout."""
     start = time.monotonic()
     try:  # librdkafka checks every property when the client is made, before any connection
-        admin = _admin(settings, **{"socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
+        admin = quiet_admin(settings, **{"socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
     except (KafkaException, ValueError, TypeError) as exc:
         raise UserError(
             f"Kafka client configuration is invalid (kafka.client in the pipeline config, or "
@@ -89,7 +89,7 @@ def topic_partitions(settings: KafkaSettings, topic: str, timeout: float = 10.0)
     try:
         # All topics, not list_topics(topic=...): a request naming a missing topic makes a broker
         # with auto.create.topics.enable=true create it.
-        md = _admin(settings).list_topics(timeout=timeout)
+        md = quiet_admin(settings).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise UserError(
             f"Kafka broker at {settings.bootstrap}: cannot read metadata of topic {topic!r}: {_reason(exc)}"
@@ -126,7 +126,7 @@ def ensure_topics(
     if not wanted:
         return
     deadline = time.monotonic() + timeout
-    admin = _admin(settings)
+    admin = quiet_admin(settings)
     try:
         existing = admin.list_topics(timeout=min(10.0, timeout)).topics
     except KafkaException as exc:
@@ -158,7 +158,7 @@ def ensure_topics(
 
 def delete_topics(settings: KafkaSettings, names: list[str], timeout: float = 30.0) -> None:
     """Delete topics of our own making (a benchmark's); a failure only leaves them behind."""
-    futures = _admin(settings).delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+    futures = quiet_admin(settings).delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
     for fut in futures.values():
         try:
             fut.result(timeout=timeout)
@@ -200,7 +200,7 @@ def wait_group_assigned(
 ) -> float:
     """Wait until consumer group `group` is stable with all `partitions` of `topic` assigned; returns
     the seconds waited. For measurements that must not count a worker's start-up as latency."""
-    admin = _admin(settings)
+    admin = quiet_admin(settings)
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         try:

@@ -36,7 +36,7 @@ class PartitionTask:
         self.topic, self.partition, self.path = topic, partition, path
         self._make = make_detector
         self._cfg = cfg
-        self.store = StateStore(path, cache_size=cfg.cache_cards)
+        self.store = StateStore(path, cache_size=cfg.cache_cards, max_events=cfg.detector.max_events_per_card)
         self.detector: Detector = make_detector(self.store)
         meta = self.store.meta() or {}
         self.position: int | None = meta.get("offset")
@@ -75,13 +75,16 @@ class PartitionTask:
                 "marks": self.marks,
                 "topic": self.topic,
                 "partition": self.partition,
-            }
+            },
+            forget_before=self.detector.history_cutoff() if self.detector.max_ts is not None else None,
         )
 
     def reset_empty(self, replay_from: int) -> None:
         self.store.close()
         StateStore.wipe(self.path)
-        self.store = StateStore(self.path, cache_size=self._cfg.cache_cards)
+        self.store = StateStore(
+            self.path, cache_size=self._cfg.cache_cards, max_events=self._cfg.detector.max_events_per_card
+        )
         self.detector = self._make(self.store)
         self.position = replay_from
         self.replay_from = replay_from
@@ -172,3 +175,25 @@ class Restorer:
             reader.close()
         task.commit_metadata()
         task.checkpoint()
+
+
+def committed_offsets(
+    consumer: Consumer, parts: list[TopicPartition], rebalanced: Callable[[], bool]
+) -> list[TopicPartition] | None:
+    """Kafka's committed offsets of `parts`, or None if the group rebalanced while we waited
+    (`rebalanced()`: then the assignment callback has restored the partitions from Kafka).
+
+    The consumer is polled between attempts: after a broker pause the group may have dropped us,
+    and librdkafka answers the offset fetch only once we have rejoined, which takes poll() calls
+    (without them a worker once waited on itself for good). What those polls fetch is dropped: the
+    rewind seeks to the committed offsets, and a new assignment starts from them."""
+    for attempt in range(60):
+        try:
+            return consumer.committed(parts, timeout=5)
+        except KafkaException:
+            if attempt == 59:
+                raise
+        consumer.poll(0.5)
+        if rebalanced():
+            return None
+    return None

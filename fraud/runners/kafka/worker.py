@@ -8,7 +8,8 @@ the store checkpoints the state that matches the committed offset. The parts, on
 * `transactions.py`: the transactional producer and every way a transaction fails;
 * `restore.py`: a partition's task, and its state brought to the committed offset on assignment;
 * `global_tables.py`: the fraud reports and the merchant table, read whole by every worker;
-* `status.py`: the live status line.
+* `batch.py`: a batch decoded, decided and produced;
+* `status.py`: the live status line, and what the worker says while the broker is away.
 """
 
 from __future__ import annotations
@@ -19,21 +20,20 @@ import socket
 import sys
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from fraud.core.detector import Detector
-from fraud.core.records import BadRecord, dead_letter_text
-from fraud.core.redact import mask_pans, mask_text
+from fraud.core.records import BadRecord
 from fraud.runners.kafka.admin import group_drained, partition_lag
+from fraud.runners.kafka.batch import decode_batch, produce_batch
 from fraud.runners.kafka.global_tables import GlobalTables
-from fraud.runners.kafka.restore import PartitionTask, Restorer
-from fraud.runners.kafka.shared_decodes import SharedDecodes, decode_or_reason
-from fraud.runners.kafka.status import StatusLine
-from fraud.runners.kafka.transactions import AtLeastOnce, Transactions, retrying
+from fraud.runners.kafka.restore import PartitionTask, Restorer, committed_offsets
+from fraud.runners.kafka.status import BrokerWatch, StatusLine
+from fraud.runners.kafka.transactions import AtLeastOnce, Transactions
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import RuleSet
 from fraud.settings.kafka import KafkaSettings
@@ -61,7 +61,8 @@ class KafkaRunner:
         status: bool | None = None,
         feedback_topic: str | None = None,
     ) -> None:
-        self.settings = settings
+        self.broker = BrokerWatch(settings)  # says when the broker stops answering, and when it is back
+        self.settings = settings = replace(settings, hooks=self.broker.hooks())
         self.cfg = cfg
         self.rules, self.model = rules, model
         self.instance = instance or socket.gethostname()
@@ -78,6 +79,7 @@ class KafkaRunner:
         self.consumer: Consumer | None = None
         self.exactly_once = settings.guarantee == "exactly_once"
         self.transactions: Transactions | AtLeastOnce | None = None
+        self._rebalances = 0  # assignments and revocations seen (`_committed`)
         self.stopping = False
         self.counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0, "replayed": 0}
         # produced, not yet committed (at-least-once commits every commit_interval_ms; exactly-once every batch)
@@ -96,26 +98,11 @@ class KafkaRunner:
         return det
 
     def _new_consumer(self) -> Consumer:
-        s = self.settings
-        return Consumer(
-            s.client_config(
-                **{
-                    "group.id": s.group,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": False,
-                    "partition.assignment.strategy": "range",
-                    "client.id": f"fraud-{self.instance}",
-                    "session.timeout.ms": s.session_timeout_ms,
-                    "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
-                    "fetch.wait.max.ms": 20,  # latency: do not let the broker hold fetches for 500 ms
-                }
-            )
-        )
+        return Consumer(consumer_config(self.settings, self.instance))
 
     # -- assignment ----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         for tp in consumer.committed(partitions, timeout=30):
             self.tasks[tp.partition] = self._restore(tp)
         self._share_decodes()
@@ -123,6 +110,7 @@ class KafkaRunner:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # What was produced and not yet committed (at-least-once) is committed first, as Kafka Streams
         # does on revocation; then every revoked partition's store is at its committed offset.
+        self._rebalances += 1
         self._commit()
         for tp in partitions:
             task = self.tasks.pop(tp.partition, None)
@@ -157,7 +145,11 @@ class KafkaRunner:
         for task in self.tasks.values():
             task.close()  # in-memory changes since the last checkpoint are dropped
         self.tasks.clear()
-        for tp in retrying(lambda: self.consumer.committed(parts, timeout=30), 30, 1.0):
+        seen = self._rebalances
+        committed = committed_offsets(self.consumer, parts, lambda: self._rebalances != seen)
+        if committed is None:
+            return  # the group rebalanced meanwhile: `_on_assign` restored the partitions from Kafka
+        for tp in committed:
             task = self._restore(tp)
             self.tasks[tp.partition] = task
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, task.position))
@@ -189,6 +181,7 @@ class KafkaRunner:
             while not self.stopping:
                 # Wait for one record, then take whatever else is already fetched: small batches
                 # (low latency) when traffic is light, full batches (throughput) under load.
+                self.broker.beat()
                 first = self.consumer.poll(self.settings.commit_interval_ms / 1000)
                 msgs = [] if first is None else [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
                 now = time.monotonic()
@@ -289,95 +282,22 @@ class KafkaRunner:
             if self.transactions is not None:
                 self.transactions.flush(10)
             self.status.close()
+            self.broker.close()
 
 
-def decode_batch(msgs: list, shared: SharedDecodes | None = None) -> list:
-    """[(message, Transaction or BadRecord, arrival clock)] of a batch; transient client errors
-    (a broker away) are skipped, librdkafka retries them; a fatal one is raised. With `shared`, a
-    record the merchant table's reader has decoded already is not decoded again (and vice versa)."""
-    clock = time.perf_counter_ns
-    items = []
-    for m in msgs:
-        arrived = clock()
-        err = m.error()
-        if err is not None:
-            if err.fatal():
-                raise KafkaException(err)
-            continue
-        if shared is not None:
-            items.append((m, shared.for_worker(m.partition(), m.offset(), m.value()), arrived))
-        else:
-            items.append((m, decode_or_reason(m.value()), arrived))
-    return items
-
-
-def dead_letter(m, error: BadRecord) -> dict:
-    """The dead-letter message of a bad record (SPEC 1): where it was, why, and the record with
-    anything that looks like a card number masked, in the value, the key and the `error` header."""
-    reason = mask_text(str(error))
-    key = m.key()
-    value = {
-        "topic": m.topic(),
-        "partition": m.partition(),
-        "offset": m.offset(),
-        "error": reason,
-    }
-    value["record"], size = dead_letter_text(m.value() or b"")
-    if size is not None:
-        value["record_bytes"] = size  # the record is cut at limits.record_bytes
-    return {
-        "key": mask_pans(key) if key else key,
-        "headers": [("error", reason.encode())],
-        "value": orjson.dumps(value),
-    }
-
-
-def produce_batch(
-    tasks: dict[int, PartitionTask],
-    out_topic: str,
-    dlq_topic: str,
-    exactly_once: bool,
-    producer,
-    items: list,
-    touched: dict,
-) -> tuple[dict[str, int], list[float]]:
-    """Decide the batch and produce its outputs (into the open transaction when exactly-once); returns its decision
-    counts and latencies, which count once the transaction is committed.
-
-    Each partition's valid transactions go through its detector as one run (one kernel call,
-    in arrival order, exactly as one by one); the decisions are then produced in that order.
-    """
-    clock = time.perf_counter_ns
-    counts = {"allow": 0, "review": 0, "block": 0, "dead_letters": 0}
-    lat: list[float] = []
-    runs: dict[int, tuple[list, list]] = {}
-    for m, tx, arrived in items:
-        task = tasks.get(m.partition())
-        if task is None:  # revoked in between: another worker owns it now
-            continue
-        if isinstance(tx, BadRecord):
-            producer.produce(dlq_topic, **dead_letter(m, tx))
-            counts["dead_letters"] += 1
-        else:
-            txs, times = runs.setdefault(m.partition(), ([], []))
-            txs.append(tx)
-            times.append(arrived)
-        task.after_record(m.offset())
-        touched[m.partition()] = task
-    for partition, (txs, times) in runs.items():
-        det = tasks[partition].detector
-        for d in det.records(txs, det.run(txs), times, clock):
-            if exactly_once:
-                producer.produce(out_topic, key=d["card_id"].encode(), value=orjson.dumps(d))
-            else:  # a repeat after a crash must be byte-identical: the latency goes to a header
-                latency = d.pop("latency_ms")
-                producer.produce(
-                    out_topic,
-                    key=d["card_id"].encode(),
-                    value=orjson.dumps(d),
-                    headers=[("latency_ms", repr(latency).encode())],
-                )
-                d["latency_ms"] = latency
-            counts[d["decision"]] += 1
-            lat.append(d["latency_ms"])
-    return counts, lat
+def consumer_config(s: KafkaSettings, instance: str) -> dict:
+    """The worker's group consumer: offsets committed by its transactions, committed reads only."""
+    return s.client_config(
+        **{
+            "group.id": s.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+            "partition.assignment.strategy": "range",
+            "client.id": f"fraud-{instance}",
+            "session.timeout.ms": s.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, s.session_timeout_ms // 5),
+            "fetch.wait.max.ms": 20,  # latency: do not let the broker hold fetches for 500 ms
+        }
+    )
