@@ -40,3 +40,29 @@ def test_backtest_rates_equal_the_detectors_decisions(small_stream, tmp_path):
     hits = {name: sum(name in d["rules"] for d in decisions) for name in result["rules"]}
     assert {name: s["hits"] for name, s in result["rules"].items()} == hits
     assert len(block) > 0 and len(alert) > len(block)
+    # the money: amounts of the frauds blocked, genuine payments and customers blocked
+    amount = {r["tx_id"]: r["amount"] for r in map(orjson.loads, open(small_stream["tx"], "rb"))}
+    assert wm["fraud_amount_blocked"] == round(sum(amount[d["tx_id"]] for d in block if labels[d["tx_id"]]), 2)
+    good = [d for d in block if not labels[d["tx_id"]]]
+    assert wm["genuine_blocked"] == len(good) and wm["genuine_cards_blocked"] == len({d["card_id"] for d in good})
+
+
+def test_two_rules_files_side_by_side(small_stream, tmp_path):
+    from fraud.offline.backtest import format_side_by_side
+
+    stricter = tmp_path / "stricter.yaml"
+    text = open(DEFAULT_RULES).read()
+    assert '{feature: count_10m, op: ">=", value: 3}' in text
+    stricter.write_text(
+        text.replace('{feature: count_10m, op: ">=", value: 3}', '{feature: count_10m, op: ">=", value: 2}')
+    )
+    a = backtest(load_rules(DEFAULT_RULES), str(small_stream["tx"]), str(small_stream["labels"]))
+    b = backtest(load_rules(stricter), str(small_stream["tx"]), str(small_stream["labels"]))
+    assert b["rules"]["card_testing_burst"]["hits"] > a["rules"]["card_testing_burst"]["hits"]
+    table = format_side_by_side({"shipped": a, "stricter": b})
+    row = next(line for line in table.splitlines() if line.startswith("card_testing_burst"))
+    assert (
+        f"b {a['rules']['card_testing_burst']['hits']:,} " in row
+        and f"b {b['rules']['card_testing_burst']['hits']:,} " in row
+    )
+    assert "good customers blocked" in table and "rules + model" not in table  # no model given

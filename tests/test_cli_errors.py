@@ -392,3 +392,16 @@ def test_outputs_never_overwrite_the_shipped_files(tmp_path, target):
         if shipped.read_bytes() != before:
             shipped.write_bytes(before)
             pytest.fail(f"{target} was overwritten")
+
+
+def test_rules_check_lists_what_a_file_asks_for_and_names_what_is_wrong(tmp_path):
+    ok = run(["rules", "check", str(ROOT / "config" / "rules.yaml")], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "valid, 5 rule(s)" in ok.stdout and "card_testing_burst" in ok.stdout
+    assert "sliding windows: 10m (count, max); 1h (count, min); 24h (distinct_merchants, sum)" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('rules:\n  - name: x\n    when: {feature: count_10mm, op: ">", value: 1}\n    action: block\n')
+    got = run(["rules", "check", str(bad)], tmp_path)
+    assert got.returncode == 2 and got.stdout == ""
+    assert got.stderr.startswith("fraud rules: error: ") and "rule 'x'" in got.stderr and "when.feature" in got.stderr
+    assert len(got.stderr.strip().splitlines()) == 1

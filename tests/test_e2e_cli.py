@@ -34,8 +34,24 @@ def test_simulate_train_detect_evaluate_backtest(tmp_path):
     assert all(0.0 <= d["score"] <= 1.0 and d["latency_ms"] >= 0 for d in decisions)
     assert (tmp_path / "decisions.rejected.jsonl").read_bytes() == b""
     assert any(d["late"] for d in decisions)  # the simulator delivers some events late
-    report = fraud("evaluate", "--decisions", str(out), "--labels", str(labels), "--json", str(tmp_path / "m.json"))
+    plots = tmp_path / "plots"
+    report = fraud(
+        "evaluate",
+        "--decisions",
+        str(out),
+        "--labels",
+        str(labels),
+        "--json",
+        str(tmp_path / "m.json"),
+        "--plots",
+        str(plots),
+    )
     assert "card precision@100" in report.stdout
+    pngs = sorted(p.name for p in plots.iterdir())
+    assert pngs == ["block_rate.png", "latency.png", "precision_recall.png", "roc.png", "score_histogram.png"]
+    images = [(plots / p).read_bytes() for p in pngs]
+    assert all(b.startswith(b"\x89PNG\r\n\x1a\n") and len(b) > 10_000 for b in images)  # drawn, not blank
+    assert len(set(images)) == len(images)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["roc_auc"] > 0.8  # the model ranks frauds far above chance even on a small stream
     assert set(metrics["per_scenario"]) >= {"card_testing", "account_takeover", "impossible_travel"}

@@ -453,3 +453,10 @@ def test_report_per_scenario_table_is_aligned_and_has_the_legend(tmp_path):
 
     for line in body:
         assert ends(line) == ends(header)
+
+
+def test_plots_need_both_labels_for_curves_and_skip_nothing_else(files, tmp_path):
+    m = evaluate(*files, plots_dir=str(tmp_path / "figs"))
+    names = sorted(p.rsplit("/", 1)[1] for p in m["plots"])
+    assert names == ["block_rate.png", "latency.png", "precision_recall.png", "roc.png", "score_histogram.png"]
+    assert all((tmp_path / "figs" / n).stat().st_size > 5_000 for n in names)

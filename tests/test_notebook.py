@@ -1,4 +1,5 @@
-"""notebooks/results.ipynb runs top to bottom on the files a (small) `fraud demo` run leaves behind."""
+"""Every notebook in notebooks/ runs top to bottom on the files a (small) `fraud demo` run leaves
+behind, and draws its figures."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "results.ipynb"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 # Small enough to take ~20 s (training's parameter grid dominates), big enough for the model to train.
 SMALL_DEMO = {"cards": 300, "days": 12, "seed": 3}
@@ -34,21 +35,27 @@ def small_demo_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_committed_notebook_has_no_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+def test_the_three_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == ["latency", "results", "rules"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "commit the notebook with outputs cleared"
 
 
-def test_notebook_runs_on_demo_output(small_demo_dir):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_demo_output(small_demo_dir, notebook):
+    nb = nbformat.read(notebook, as_version=4)
     saved = os.environ.get("FRAUD_DEMO_DIR")
     os.environ["FRAUD_DEMO_DIR"] = str(small_demo_dir)  # the kernel inherits os.environ
     try:
         nbclient.NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
         ).execute()
     finally:
         if saved is None:
@@ -59,6 +66,7 @@ def test_notebook_runs_on_demo_output(small_demo_dir):
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors, f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert images, "the notebook drew no figure"
+    figures = {"results": 1, "rules": 3, "latency": 3}[notebook.stem]
+    assert len(images) >= figures, f"the notebook drew {len(images)} figure(s), {figures} expected"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert str(small_demo_dir.resolve()) in text, "the notebook did not read FRAUD_DEMO_DIR"

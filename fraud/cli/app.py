@@ -9,7 +9,9 @@ import typer
 from fraud.cli.checks import _Terminated
 from fraud.cli.data_commands import simulate, train
 from fraud.cli.detect_command import detect
+from fraud.cli.notebook_command import notebook
 from fraud.cli.report_commands import backtest, bench, demo, evaluate
+from fraud.cli.rules_commands import rules_app
 from fraud.core.redact import mask_text
 from fraud.errors import UserError
 
@@ -18,10 +20,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="fraudstream: real-time card-fraud detection (demo, simulate, train, detect, evaluate, backtest, bench).",
+    help="fraudstream: real-time card-fraud detection (demo, simulate, train, detect, evaluate, backtest, bench, "
+    "rules check, notebook).",
 )
-for _command in (simulate, train, detect, evaluate, backtest, bench, demo):  # the order of --help
+for _command in (simulate, train, detect, evaluate, backtest, bench, demo, notebook):  # the order of --help
     app.command()(_command)
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:

@@ -23,6 +23,9 @@ def evaluate(
     decisions: str = typer.Option(..., "--decisions", help="decisions JSON Lines"),
     labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
     json_out: JsonOut = None,
+    plots: str | None = typer.Option(
+        None, "--plots", help="also write PNG figures here (PR and ROC curves, scores, block rate, latency)"
+    ),
 ) -> None:
     """Ranking and decision metrics: ROC AUC, AP, card precision@100, block precision/recall, latency."""
     from fraud.offline.evaluation import evaluate as run
@@ -32,14 +35,16 @@ def evaluate(
     _need_file(labels, "labels file")
     _distinct_files(decisions=decisions, labels=labels, json=json_out)
     _check_outputs(json=json_out)
-    metrics = run(decisions, labels)
+    metrics = run(decisions, labels, plots)
     print(format_report(metrics))
+    if metrics["plots"]:
+        print(f"plots: {', '.join(metrics['plots'])}")
     if json_out:
         Path(json_out).write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
 
 
 def backtest(
-    rules: str = typer.Option(..., "--rules", help="rules YAML to try"),
+    rules: list[str] = typer.Option(..., "--rules", help="rules YAML to try; repeat it to compare files side by side"),
     transactions: str = typer.Option(..., "--transactions", help="transactions JSON Lines"),
     labels: str = typer.Option(..., "--labels", help="labels JSON Lines"),
     model: ModelDir = None,
@@ -48,17 +53,17 @@ def backtest(
     config: ConfigFile = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Per rule: hits, precision, recall, and the block rate the rule set would cause."""
+    """Per rule: hits, precision, recall; the block rate, fraud stopped and good customers blocked."""
     from fraud.cli.progress import progress_bar
     from fraud.offline.backtest import backtest as run
-    from fraud.offline.backtest import format_backtest
+    from fraud.offline.backtest import format_backtest, format_side_by_side
 
     _need_file(transactions, "transactions file")
     _need_file(labels, "labels file")
     _distinct_files(
         transactions=transactions,
         labels=labels,
-        rules=rules,
+        **{f"rules{'' if k == 0 else k + 1}": r for k, r in enumerate(rules)},
         feedback=feedback,
         config=config,
         model=str(Path(model) / "model.json") if model else None,
@@ -66,12 +71,14 @@ def backtest(
     )
     _check_outputs(json=json_out)
     cfg = load_config(config)
-    rule_set, fast = _detector_parts(model, rules, no_model)
-    with progress_bar("backtest", None) as update:
-        result = run(
-            rule_set, transactions, labels, fast, cfg.detector, progress=update, feedback=_load_feedback(feedback)
-        )
-    print(format_backtest(result))
+    parts = [_detector_parts(model, r, no_model) for r in rules]  # every file checked before any replay
+    reports = _load_feedback(feedback)
+    results = {}
+    for path, (rule_set, fast) in zip(rules, parts, strict=True):
+        with progress_bar("backtest", None) as update:
+            results[path] = run(rule_set, transactions, labels, fast, cfg.detector, progress=update, feedback=reports)
+    result = results[rules[0]] if len(rules) == 1 else {"files": results}
+    print(format_backtest(result) if len(rules) == 1 else format_side_by_side(results))
     if json_out:
         Path(json_out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 

@@ -7,6 +7,7 @@ metrics.json.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,8 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
 
     t0 = time.perf_counter()
     _say("[4/4] evaluate")
-    metrics = evaluate(str(decisions), str(labels))
+    has_plots = importlib.util.find_spec("matplotlib") is not None  # the `plots` extra
+    metrics = evaluate(str(decisions), str(labels), str(out / "plots") if has_plots else None)
     timings["evaluate_s"] = time.perf_counter() - t0
     metrics["throughput_tx_per_s"] = stats.throughput
     metrics["timings"] = timings
@@ -102,4 +104,6 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
     print(format_report(metrics))
     print(f"throughput {stats.throughput:,.0f} tx/s (embedded, one process, RocksDB state)")
     print(f"files in {out}/ (open notebooks/results.ipynb to explore them)")
+    if metrics["plots"]:
+        print(f"figures in {out / 'plots'}/: {', '.join(Path(p).name for p in metrics['plots'])}")
     return metrics

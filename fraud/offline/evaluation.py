@@ -114,7 +114,9 @@ def scenario_rates(flag: np.ndarray, in_scenario: np.ndarray, y: np.ndarray) -> 
     }
 
 
-def evaluate(decisions_path: str, labels_path: str) -> dict:
+def evaluate(decisions_path: str, labels_path: str, plots_dir: str | None = None) -> dict:
+    """The metrics of SPEC's `fraud evaluate`; with `plots_dir`, its figures as PNGs there too
+    (`plots.write_plots`; their paths under "plots")."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     labels = load_labels_full(labels_path)
@@ -174,7 +176,13 @@ def evaluate(decisions_path: str, labels_path: str) -> dict:
     pct = percentiles(lat_a, (50, 90, 99, 99.9))
     if len(lat_a):
         pct["max"] = float(lat_a.max())
+    plots = []
+    if plots_dir is not None:
+        from fraud.offline.plots import write_plots
+
+        plots = write_plots(plots_dir, y, s, lat_a)
     return {
+        "plots": plots,
         "decisions": len(lat),
         "labelled": int(len(y)),
         "unlabelled": unlabelled,

@@ -283,10 +283,10 @@ def run_file(
             progress(offset)
     finally:
         stats.seconds = time.perf_counter() - t_start
-        if src is not sys.stdin.buffer:
+        if input_path != "-":
             src.close()
         for f in (out, dlq):
-            if f is sys.stdout.buffer:
+            if f is getattr(sys.stdout, "buffer", None):  # a notebook's stdout has none
                 f.flush()
             else:
                 f.close()
