@@ -139,3 +139,17 @@ def test_retries_after_a_crash_and_restart_are_still_repeats(retried_stream, tmp
     assert _embedded(path, out, state).resumed_from_line > 0
     assert _read(out) == want
     assert sum(d["repeat"] for d in want) == len(retried)
+
+
+def test_training_and_backtests_count_a_retried_transaction_once(small_stream, retried_stream):
+    from fraud.offline.backtest import backtest
+    from fraud.offline.training import MODEL_FEATURES, replay
+
+    path, retried = retried_stream
+    rows = replay(str(path), MODEL_FEATURES)
+    plain = replay(str(small_stream["tx"]), MODEL_FEATURES)
+    assert rows.tx_ids == plain.tx_ids and len(set(rows.tx_ids)) == len(rows.tx_ids)
+    rules = load_rules(DEFAULT_RULES)
+    a = backtest(rules, str(path), str(small_stream["labels"]))
+    b = backtest(rules, str(small_stream["tx"]), str(small_stream["labels"]))
+    assert a["transactions"] == b["transactions"] and a["rules"] == b["rules"]

@@ -39,9 +39,10 @@ def backtest(
             res = det.run(run)
             sev = res.out_i[:, K.O_SEV].tolist()
             dec = res.out_i[:, K.O_DEC].tolist()
+            repeat = res.out_i[:, K.O_REPEAT].tolist()
             for k, tx in enumerate(run):
                 label = labels.get(tx.tx_id)
-                if label is None:
+                if label is None or repeat[k]:  # a repeat is counted once, on its first decision
                     continue
                 y = label[0]
                 n += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fraud.core import window_kernel as K
 from fraud.core.detector import DetectorSettings, open_detector, runs_of
 from fraud.core.records import iter_transactions
 from fraud.core.units import DAY_MS
@@ -127,7 +128,11 @@ def replay(
     with open_detector(settings=settings, extra_features=features, feedback=feedback) as det:
         slots = [det.plan.index[f] for f in features]
         for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
-            parts.append(det.run(run).X[:, slots])
+            res = det.run(run)
+            first = res.out_i[:, K.O_REPEAT] == 0  # a repeat (an upstream retry) is one row, its first
+            if not first.all():
+                run = [tx for tx, keep in zip(run, first.tolist(), strict=True) if keep]
+            parts.append(res.X[first][:, slots])
             tx_ids += [tx.tx_id for tx in run]
             card_ids += [tx.card_id for tx in run]
             ts += [tx.ts for tx in run]
