@@ -41,11 +41,12 @@ class BrokerWatch:
     while it does not, and when it answers again: a worker waiting for its broker otherwise looks
     like a worker with nothing to do.
 
-    Two signs of trouble: librdkafka's "all brokers down" (a stopped broker; the clients'
-    `error_cb` is wired to `on_error`), and a worker loop that has not come round for `stall`
-    seconds (a broker that holds its connections and answers nothing: paused, throttled, in a long
-    pause). Either way a thread then probes the broker once a second with a metadata request of its
-    own client, until one is answered. The worker's calls retry on their own; nothing here changes
+    Three signs of trouble: librdkafka's "all brokers down" (a stopped broker; the clients'
+    `error_cb` is wired to `on_error`), a worker loop that has not come round for `stall` seconds,
+    and a metadata probe of the watch's own client, sent every `stall` seconds anyway, that is not
+    answered (a broker that holds its connections and answers nothing: paused, throttled, in a long
+    pause; an idle worker would not notice it otherwise). While the broker is down the probe goes
+    once a second, until one is answered. The worker's calls retry on their own; nothing here changes
     what is decided or committed."""
 
     def __init__(self, settings, every: float = 10.0, stall: float = 5.0, out=None) -> None:
@@ -59,7 +60,7 @@ class BrokerWatch:
         self._out = out or sys.stderr
         self.down_since: float | None = None
         self.outages = 0
-        self._beat = time.monotonic()
+        self._beat = self._probed = time.monotonic()
         self._said = 0.0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
@@ -102,8 +103,9 @@ class BrokerWatch:
 
         while not self._closed.wait(1.0):
             now = time.monotonic()
-            if self.down_since is None and now - self._beat < self._stall:
+            if self.down_since is None and now - self._beat < self._stall and now - self._probed < self._stall:
                 continue
+            self._probed = now
             try:
                 self._probe.list_topics(timeout=2.0)
             except KafkaException:
