@@ -103,7 +103,7 @@ def run_demo(directory: str, cards: int = 2000, days: int = 30, seed: int = 7) -
     print("=======================")
     print(format_report(metrics))
     print(f"throughput {stats.throughput:,.0f} tx/s (embedded, one process, RocksDB state)")
-    print(f"files in {out}/ (open notebooks/results.ipynb to explore them)")
+    print(f"files in {out}/ (`bin/fraud notebook` opens the notebooks on them)")
     if metrics["plots"]:
         print(f"figures in {out / 'plots'}/: {', '.join(Path(p).name for p in metrics['plots'])}")
     return metrics
