@@ -24,7 +24,7 @@ def _background(rng: random.Random) -> list[Transaction]:
     return txs
 
 
-def _flood(rng: random.Random, n: int) -> list[Transaction]:
+def _flood(n: int) -> list[Transaction]:
     return [
         Transaction(
             f"bot{k}", "bot", f"bot_m{k % 50}", 1.0, T0 + 30_000 + k * 60_000 // n, T0 + 30_000 + k * 60_000 // n
@@ -52,7 +52,7 @@ def _decide(txs: list[Transaction]) -> tuple[dict[str, tuple], object]:
 def test_a_flooding_card_is_capped_and_changes_no_other_decision():
     rng = random.Random(5)
     background = sorted(_background(rng), key=lambda tx: tx.ts)
-    flood = _flood(rng, 30_000)
+    flood = _flood(30_000)
     mixed = sorted(background + flood, key=lambda tx: tx.ts)  # arrival in event-time order
     alone, (_, rows_alone, _) = _decide(background)
     both, (bot_events, rows, count_10m) = _decide(mixed)

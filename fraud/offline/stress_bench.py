@@ -113,6 +113,7 @@ def run_soak(
         generated_s = time.perf_counter() - t
         state = os.path.join(tmp, "state")
         stats = RunStats()
+        size = os.path.getsize(src)
         chunk: list = []
         last = {"t": time.perf_counter(), "records": 0}
 
@@ -120,7 +121,7 @@ def run_soak(
             lat = stats.latencies_ms.values
             chunk.append(np.array(lat, dtype=np.float64))
             del lat[:]  # the soak keeps its latencies per million, not all of them
-            if len(rows) < len(marks) and offset >= marks[len(rows)] or offset >= os.path.getsize(src):
+            if len(rows) < len(marks) and offset >= marks[len(rows)] or offset >= size:
                 now = time.perf_counter()
                 a = np.concatenate(chunk)
                 chunk.clear()

@@ -141,6 +141,7 @@ def worker(
     idle: float | None = 4.0,
     extra_env: dict | None = None,
     feedback_topic: str | None = None,
+    config: Path | None = None,
 ) -> subprocess.Popen:
     args = [
         FRAUD,
@@ -162,6 +163,8 @@ def worker(
     ]
     if idle is not None:
         args += ["--stop-when-idle", str(idle)]
+    if config is not None:
+        args += ["--config", str(config)]
     log = open(tmp / f"{instance}.log", "ab")
     env = {**os.environ, **(extra_env or {})}
     return subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)

@@ -4,7 +4,6 @@ dead letter with its reason (value and `error` header)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections import Counter
@@ -17,13 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hostile import hostile_lines  # noqa: E402
 
 from integration.kafka_helpers import (  # noqa: E402
-    BOOTSTRAP,
-    FRAUD,
-    ROOT,
     _topic,
     finish,
     produce_lines,
     read_committed,
+    worker,
 )
 
 pytestmark = pytest.mark.kafka
@@ -41,33 +38,7 @@ def test_a_hundred_thousand_hostile_records_through_kafka(tmp_path):
     cfg.write_text(f"kafka:\n  topics:\n    dead_letters: {dlq}\n")
     produce_lines([line for _, line in sent], inp)
     log = tmp_path / "fuzz.log"
-    w = subprocess.Popen(
-        [
-            FRAUD,
-            "detect",
-            "--kafka",
-            BOOTSTRAP,
-            "--config",
-            str(cfg),
-            "--group",
-            f"g-{uuid.uuid4().hex[:6]}",
-            "--input-topic",
-            inp,
-            "--output-topic",
-            out,
-            "--feedback-topic",
-            f"no-feedback-{uuid.uuid4().hex[:8]}",
-            "--instance",
-            "fuzz",
-            "--state",
-            str(tmp_path / "state"),
-            "--stop-when-idle",
-            "4",
-        ],
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
+    w = worker(tmp_path, inp, out, f"g-{uuid.uuid4().hex[:6]}", "fuzz", config=cfg)
     finish(w, log, 300)
     assert b"Traceback" not in log.read_bytes()
     decided = Counter(orjson.loads(m.value())["tx_id"] for m in read_committed(out))
