@@ -133,6 +133,19 @@ def parse_time(value: object, field: str = "event_time") -> int:
     raise BadRecord(f"{field} must be ISO 8601 text or integer epoch milliseconds, got {type(value).__name__}")
 
 
+def _iso_ms(text: str) -> int | None:
+    """The common case of `parse_time`: ISO text that `fromisoformat` reads as it is (Python 3.11
+    accepts a `Z`); None sends anything else through `parse_time`, which names the problem."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
 def _req_str(rec: dict, field: str, max_chars: int) -> str:
     value = rec.get(field)
     if value is None:
@@ -221,11 +234,15 @@ def validate(rec: object) -> Transaction:
             and tx_id.isprintable()
             and (len(tx_id) < 13 or not looks_like_pan(tx_id))
         ):
-            ts = parse_time(event_time)
+            ts = _iso_ms(event_time) if type(event_time) is str else None
+            if ts is None:
+                ts = parse_time(event_time)
             if not lim.event_time_min_ms <= ts <= lim.event_time_max_ms:
                 _time_in_range(ts, lim)
             lat, lon = get("lat"), get("lon")
-            if lat is not None or lon is not None:
+            if type(lat) is float and type(lon) is float and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+                pass  # the common case; NaN fails the comparisons and takes the checks below
+            elif lat is not None or lon is not None:
                 lat = _opt_coord(rec, "lat", 90.0)
                 lon = _opt_coord(rec, "lon", 180.0)
                 if (lat is None) != (lon is None):
