@@ -9,6 +9,7 @@ import typer
 from fraud.cli.checks import _Terminated
 from fraud.cli.data_commands import simulate, train
 from fraud.cli.detect_command import detect
+from fraud.cli.explain_command import explain
 from fraud.cli.notebook_command import notebook
 from fraud.cli.report_commands import backtest, bench, demo, evaluate
 from fraud.cli.rules_commands import rules_app
@@ -20,10 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="fraudstream: real-time card-fraud detection (demo, simulate, train, detect, evaluate, backtest, bench, "
-    "rules check, notebook).",
+    help="fraudstream: real-time card-fraud detection (demo, simulate, train, detect, evaluate, explain, backtest, "
+    "bench, rules check, notebook).",
 )
-for _command in (simulate, train, detect, evaluate, backtest, bench, demo, notebook):  # the order of --help
+for _command in (simulate, train, detect, evaluate, explain, backtest, bench, demo, notebook):  # the order of --help
     app.command()(_command)
 app.add_typer(rules_app, name="rules")
 

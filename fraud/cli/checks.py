@@ -78,12 +78,15 @@ def _terminated(signum, frame) -> None:
 
 
 def _run_id(model_json: str | None, rules: str, settings: object, feedback: str | None) -> str:
-    """Fingerprint of what decides: a checkpoint taken under another one is not resumed."""
+    """Fingerprint of what decides: a checkpoint taken under another one is not resumed. The rules
+    file counts by its path, not its content: its content may change during a run (`RulesWatch`),
+    and so between a checkpoint and the resume; each decision records its `rules_version`."""
     import hashlib
 
     from fraud.offline.training import file_digest
 
-    parts = [file_digest(p) if p and Path(p).is_file() else "" for p in (model_json, rules, feedback)]
+    parts = [file_digest(p) if p and Path(p).is_file() else "" for p in (model_json, feedback)]
+    parts.append(str(Path(rules).resolve()))
     parts.append(repr(settings))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

@@ -77,6 +77,7 @@ def detect(
     from fraud.cli.progress import progress_bar
     from fraud.core.detector import open_detector
     from fraud.runners.embedded import default_dead_letter_path, run_file
+    from fraud.scoring.rules_watch import RulesWatch
 
     _one_mode(
         kafka,
@@ -143,6 +144,7 @@ def detect(
         state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports
     ) as det:
         total = Path(input).stat().st_size if input != "-" else None
+        watch = RulesWatch(rules or DEFAULT_RULES, rule_set, _say) if rule_set is not None else None
         with progress_bar("detect", total) as update:
             stats = run_file(
                 det,
@@ -154,6 +156,7 @@ def detect(
                 progress=update,
                 run_id=run_id,
                 run_max=cfg.run_max,
+                rules_watch=watch,
             )
     if state and input == "-":
         print(
@@ -181,6 +184,10 @@ def detect(
         f"dead letters {stats.dead_letters:,}{f' (in {dead_letter})' if stats.dead_letters else ''}; latency p50 {pct['p50']:.3f} ms, p99 {pct['p99']:.3f} ms",
         file=sys.stderr,
     )
+
+
+def _say(msg: str) -> None:
+    print(f"fraud detect: {msg}", file=sys.stderr, flush=True)
 
 
 def _detect_kafka(
@@ -252,6 +259,12 @@ def _detect_kafka(
         stop_when_idle=stop_when_idle,
         feedback_topic=fb_topic,
     )
+    if rule_set is not None:
+        from fraud.scoring.rules_watch import RulesWatch
+
+        runner.rules_watch = RulesWatch(
+            rules or DEFAULT_RULES, rule_set, _say, lambda new: runner.tables.cannot_serve(new.features)
+        )
     if metrics_port is not None:
         from fraud.runners.metrics import WorkerMetrics
 

@@ -23,6 +23,7 @@ from fraud.core import merchant_kernel as MK
 from fraud.core import run_kernel as RK
 from fraud.core import score_kernel as KS
 from fraud.core import window_kernel as K
+from fraud.core.decisions import Explainer, RunResult, decision_records, fired_names
 from fraud.core.records import CARD_PRESENT_CHANNELS, Transaction
 from fraud.core.units import DAY_MS
 from fraud.scoring import bitvector_trees
@@ -68,78 +69,49 @@ def runs_of(txs: Iterable[Transaction], size: int = REPLAY_RUN) -> Iterator[list
         yield run
 
 
+def pack_run(
+    txs: Sequence[Transaction], reports: tuple, store: StateStore, table: MerchantTable
+) -> tuple[np.ndarray, np.ndarray]:
+    """The run as the kernel's input (`run_kernel.py`): ids interned to card and merchant slots
+    (cards not in memory loaded from the store), report rows looked up, and each event's amount,
+    location and card-present flag."""
+    table.flush()  # buffered adds first: a sweep they cause may forget merchants
+    card_slot = store.arena.slot_of.get
+    load = store.load
+    merchant_slot = table.slot_of.get
+    intern = table.slot
+    report_card, report_merchant = reports[0].get, reports[1].get
+    cps = CARD_PRESENT_CHANNELS
+    ints: list[int] = []
+    floats: list[float] = []
+    for tx in txs:
+        cid = tx.card_id
+        mid = tx.merchant_id
+        c = card_slot(cid)
+        if c is None:
+            c = load(cid)
+        m = merchant_slot(mid)
+        if m is None:
+            m = intern(mid)
+        ints += (tx.ts, c, m, hash(cid), report_card(cid, -1), report_merchant(mid, -1), 0)
+        ch = tx.channel
+        cp = NAN if ch is None else (1.0 if ch in cps else 0.0)
+        if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
+            floats += (tx.amount, NAN, NAN, cp)
+        else:
+            floats += (tx.amount, tx.lat, tx.lon, cp)
+    n = len(txs)
+    ev_i = np.array(ints, dtype=np.int64).reshape(n, RK.EV_I_COLS)
+    fixed = np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED)
+    ev_i[:, RK.V_TX_KEY] = fixed[:, 0].view(np.int64)  # the amount's bits, for `tx_keys`
+    return ev_i, fixed
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     watermark_bound_ms: int = 5_000  # watermark = max event time seen - bound
     allowed_lateness_ms: int = DAY_MS  # history kept behind the watermark for late events
     max_events_per_card: int = MAX_EVENTS_PER_CARD  # the oldest make way beyond it (a flooding card)
-
-
-class RunResult:
-    """What the kernel decided for a run: per event the feature row, late flag, fired rules, decision.
-
-    The arrays are reused by the detector's next run (no allocation per run): copy what must outlive it.
-    """
-
-    __slots__ = ("X", "out_i", "out_f", "fired", "windows", "in_f")
-
-    def __init__(self, n: int, width: int, rules: int, inputs: int) -> None:
-        self.X = np.full((n, width), NAN)
-        self.in_f = np.zeros((n, K.IN_F_FIXED + inputs))  # the kernel's input rows (fixed part copied in)
-        self.out_i = np.zeros((n, K.OUT_I_COLS), dtype=np.int64)
-        self.out_f = np.zeros((n, 4), dtype=np.float64)  # score, model score, both rounded to 6 decimals
-        self.fired = np.zeros((n, rules), dtype=np.bool_)
-        self.windows = np.zeros((n, 4), dtype=np.int64)
-
-    def head(self, n: int) -> RunResult:
-        view = RunResult.__new__(RunResult)
-        for name in RunResult.__slots__:
-            setattr(view, name, getattr(self, name)[:n])
-        return view
-
-
-def fired_names(res: RunResult, k: int, names: Sequence[str]) -> list[str]:
-    """Names of the rules that fired on event k of a run, in the rules file's order."""
-    return [names[j] for j in np.flatnonzero(res.fired[k]).tolist()]
-
-
-def decision_records(
-    txs: Sequence[Transaction],
-    res: RunResult,
-    arrived_ns: Sequence[int],
-    now_ns: Callable[[], int],
-    names: Sequence[str],
-    has_model: bool,
-) -> list[dict]:
-    """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
-    returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
-
-    Scores are rounded to 6 decimals by the kernel as numpy does (x 1e6, to the nearest integer,
-    / 1e6): the same float as Python's `round` except for values within one ulp of a tie.
-    """
-    now = now_ns()
-    out = []
-    last_at, latency = None, 0.0
-    for k, (tx, (late, _, dec, nfired, repeat), (_, _, score, ms), at) in enumerate(
-        zip(txs, res.out_i.tolist(), res.out_f.tolist(), arrived_ns)
-    ):
-        if at != last_at:
-            last_at, latency = at, round((now - at) / 1e6, 4)
-        out.append(
-            {
-                "tx_id": tx.tx_id,
-                "card_id": tx.card_id,
-                "event_time": tx.event_time,
-                "decision": ACTIONS[dec],
-                "score": score,
-                "model_score": ms if has_model else None,
-                "rules": fired_names(res, k, names) if nfired else [],
-                "latency_ms": latency,
-                "late": late == 1,
-                "repeat": repeat == 1,
-            }
-        )
-    return out
 
 
 class Detector:
@@ -168,16 +140,8 @@ class Detector:
         # Embedded, the merchant table learns from the events decided here; on Kafka from the
         # whole topic instead (`use_merchant_table`).
         self.feeds_merchants = self.plan.uses_merchants
+        self._own_merchants = True
         self.model = model
-        self.program = rules.program(self.plan.index) if rules is not None else RuleProgram.empty()
-        self.rule_names = self.program.names
-        thresholds = dict(DEFAULT_THRESHOLDS)
-        if model is not None:
-            thresholds.update(model.thresholds)
-        if rules is not None and rules.thresholds:
-            thresholds.update(rules.thresholds)
-        self.thresholds = thresholds
-        self._keep_ms = self.plan.retention_ms + settings.allowed_lateness_ms
         if model is not None:
             model.bind(self.plan.index)
             self._trees = model.trees
@@ -186,11 +150,7 @@ class Detector:
             self._trees = (np.zeros(0, KS.NODE), np.zeros(0, np.int64), *bitvector_trees.empty())
             cfg, fcfg = np.zeros(K.CFG_SIZE, np.int64), np.zeros(K.FCFG_SIZE)
         cfg[K.C_BOUND] = settings.watermark_bound_ms
-        cfg[K.C_KEEP] = self._keep_ms
         cfg[K.C_MAXCAP] = store.arena.max_events
-        cfg[K.C_PROFILE] = self.plan.profile
-        fcfg[K.F_REVIEW] = thresholds["review"]
-        fcfg[K.F_BLOCK] = thresholds["block"]
         self._cfg, self._fcfg = cfg, fcfg
         # scratch of `window_kernel.distinct`: a power of two at least twice the events a card holds
         # (smaller, a capped card's distinct counts fell back to sorting, 20x slower)
@@ -199,10 +159,10 @@ class Detector:
         meta = store.meta()
         if meta and meta.get("max_ts") is not None:
             self.max_ts = int(meta["max_ts"])
-        self._buf = RunResult(0, len(self.plan.names), len(self.rule_names), len(self.plan.inputs))
-        self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
         self._mcfg_of: tuple = ()
         self._mcfg = np.zeros(RK.MCFG_SIZE, dtype=np.int64)
+        self._use_plan()
+        self._use_rules(rules)
         # numba compiles or loads the kernels now, not inside the first decision
         self._kernel(
             0,
@@ -215,10 +175,54 @@ class Detector:
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
+    def _use_plan(self) -> None:
+        """What follows from the feature plan: history kept, the kernel's settings, the explainer."""
+        self._keep_ms = self.plan.retention_ms + self.settings.allowed_lateness_ms
+        self._cfg[K.C_KEEP] = self._keep_ms
+        self._cfg[K.C_PROFILE] = self.plan.profile
+        self.explainer = Explainer(self.model, self.plan.names) if self.model is not None else None
+
+    def _use_rules(self, rules: RuleSet | None) -> None:
+        self.rules_version = rules.version if rules is not None else None  # written in each decision
+        self.program = rules.program(self.plan.index) if rules is not None else RuleProgram.empty()
+        self.rule_names = self.program.names
+        thresholds = dict(DEFAULT_THRESHOLDS)
+        if self.model is not None:
+            thresholds.update(self.model.thresholds)
+        if rules is not None and rules.thresholds:
+            thresholds.update(rules.thresholds)
+        self.thresholds = thresholds
+        self._fcfg[K.F_REVIEW] = thresholds["review"]
+        self._fcfg[K.F_BLOCK] = thresholds["block"]
+        self._buf = RunResult(
+            len(self._buf.X) if hasattr(self, "_buf") else 0,
+            len(self.plan.names),
+            len(self.rule_names),
+            len(self.plan.inputs),
+        )
+        self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
+
+    def set_rules(self, rules: RuleSet | None) -> None:
+        """Decide with `rules` from the next run on (a rules file changed live). A rule naming a
+        feature this detector does not compute yet adds it to the plan (after the features already
+        there, whose slots the model reads): its windows see the history kept so far, so a window
+        longer than that is complete only once the detector has run that long."""
+        missing = [f for f in (rules.features if rules is not None else []) if f not in self.plan.index]
+        if missing:
+            old = self.plan
+            self.plan = FeaturePlan(old.names + missing, self.settings.allowed_lateness_ms)
+            self.plan.feedback, self.plan.merchants = old.feedback, old.merchants
+            if self._own_merchants:
+                self.feeds_merchants = self.plan.uses_merchants
+            self._mcfg_of = ()
+            self._use_plan()
+        self._use_rules(rules)
+
     def use_merchant_table(self, table: MerchantTable) -> None:
         """Read merchant features from a table someone else feeds (a Kafka worker's global table)."""
         self.plan.merchants = table
         self.feeds_merchants = False
+        self._own_merchants = False
 
     @property
     def max_ts(self) -> int | None:
@@ -250,7 +254,7 @@ class Detector:
         if not n:
             return res
         reports = self.plan.feedback.packed()  # rebuilt only when reports were added
-        ev_i, fixed = self._pack(txs, reports)
+        ev_i, fixed = pack_run(txs, reports, self.store, self.plan.merchants)
         ids = np.frombuffer("\0".join([tx.tx_id for tx in txs]).encode(), dtype=np.uint8)
         arena = self.store.arena
         if len(arena.slot_of) > arena.limit:  # before the call: never push out a card of this run
@@ -318,42 +322,6 @@ class Detector:
             res.fired,
         )
 
-    def _pack(self, txs: Sequence[Transaction], reports: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """The run as the kernel's input (`run_kernel.py`): ids interned to card and merchant slots
-        (cards not in memory loaded from the store), report rows looked up, and each event's amount,
-        location and card-present flag."""
-        table = self.plan.merchants
-        table.flush()  # buffered adds first: a sweep they cause may forget merchants
-        card_slot = self.store.arena.slot_of.get
-        load = self.store.load
-        merchant_slot = table.slot_of.get
-        intern = table.slot
-        report_card, report_merchant = reports[0].get, reports[1].get
-        cps = CARD_PRESENT_CHANNELS
-        ints: list[int] = []
-        floats: list[float] = []
-        for tx in txs:
-            cid = tx.card_id
-            mid = tx.merchant_id
-            c = card_slot(cid)
-            if c is None:
-                c = load(cid)
-            m = merchant_slot(mid)
-            if m is None:
-                m = intern(mid)
-            ints += (tx.ts, c, m, hash(cid), report_card(cid, -1), report_merchant(mid, -1), 0)
-            ch = tx.channel
-            cp = NAN if ch is None else (1.0 if ch in cps else 0.0)
-            if tx.lat is None or cp == 0.0:  # a location counts only for a card-present payment
-                floats += (tx.amount, NAN, NAN, cp)
-            else:
-                floats += (tx.amount, tx.lat, tx.lon, cp)
-        n = len(txs)
-        ev_i = np.array(ints, dtype=np.int64).reshape(n, RK.EV_I_COLS)
-        fixed = np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED)
-        ev_i[:, RK.V_TX_KEY] = fixed[:, 0].view(np.int64)  # the amount's bits, for `tx_keys`
-        return ev_i, fixed
-
     def fired(self, res: RunResult, k: int) -> list[str]:
         """Names of the rules that fired on event k of a run."""
         return fired_names(res, k, self.rule_names) if res.out_i[k, K.O_NFIRED] else []
@@ -362,7 +330,9 @@ class Detector:
         self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int], now_ns: Callable[[], int]
     ) -> list[dict]:
         """The decision records of a run (`decision_records`)."""
-        return decision_records(txs, res, arrived_ns, now_ns, self.rule_names, self.model is not None)
+        return decision_records(
+            txs, res, arrived_ns, now_ns, self.rule_names, self.model is not None, self.explainer, self.rules_version
+        )
 
     # -- one event at a time (tests, tools): a run of one, the same kernel --------------------
 

@@ -23,6 +23,7 @@ KERNEL_SOURCES = (
     "report_kernel.py",
     "run_kernel.py",
     "card_kernel.py",
+    "explain_kernel.py",
 )
 
 

@@ -75,24 +75,27 @@ NODE = np.dtype(
 )
 
 
+@njit(cache=True, inline="always")
+def child(x_row, nd, node):
+    """The child of split node `node` (record `nd`) that row x_row goes to (NaN compares false both
+    ways: it takes the child scikit-learn sends missing values to)."""
+    v = x_row[nd.feat]
+    if v <= nd.thr:
+        return node + 1
+    if v > nd.thr:
+        return nd.right
+    return node + 1 if nd.miss_left else nd.right
+
+
 @njit(cache=True)
 def _trees(x_row, nodes, roots, lo, hi):
-    """Sum of the leaf values reached in trees roots[lo:hi], tree by tree (NaN compares false both
-    ways: it takes the child scikit-learn sends missing values to)."""
+    """Sum of the leaf values reached in trees roots[lo:hi], tree by tree."""
     total = 0.0
     for r in range(lo, hi):
         node = roots[r]
         nd = nodes[node]
         while nd.feat >= 0:
-            v = x_row[nd.feat]
-            if v <= nd.thr:
-                node += 1
-            elif v > nd.thr:
-                node = nd.right
-            elif nd.miss_left:
-                node += 1
-            else:
-                node = nd.right
+            node = child(x_row, nd, node)
             nd = nodes[node]
         total += nd.thr
     return total

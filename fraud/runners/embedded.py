@@ -25,6 +25,7 @@ from fraud.core.latency import LatencyLog
 from fraud.core.records import BadRecord, dead_letter_text, decode
 from fraud.core.redact import mask_text
 from fraud.errors import UserError
+from fraud.scoring.rules_watch import RulesWatch
 
 
 def dead_letter(line_no: int, error: str, raw: bytes) -> bytes:
@@ -181,6 +182,7 @@ def run_file(
     run_id: str | None = None,
     run_max: int = RUN_MAX,
     stats: RunStats | None = None,
+    rules_watch: RulesWatch | None = None,
 ) -> RunStats:
     """Decide every record of `input_path`; resume from the store's checkpoint when it has one.
 
@@ -192,7 +194,8 @@ def run_file(
     `run_id` fingerprints what decides (model, rules, settings, feedback): a checkpoint taken under
     another one is refused. `stop_after` ends the run after that many records without a final
     checkpoint, as a crash would (used by tests of recovery). `stats`: the caller's, to watch the
-    run as it goes (the soak bench reads it at each `progress` call).
+    run as it goes (the soak bench reads it at each `progress` call). `rules_watch`: the rules file,
+    checked between runs; an edit applies from the next run (`RulesWatch`).
     """
     store = detector.store
     resume = resume_point(store.meta(), str(store.path), input_path, output_path, dead_letter_path, run_id)
@@ -256,6 +259,8 @@ def run_file(
                     dlq.write(dead_letter(line_no, str(exc), raw) + b"\n")
                     stats.dead_letters += 1
             if txs:
+                if rules_watch is not None and rules_watch.poll():
+                    detector.set_rules(rules_watch.rules)
                 recs = detector.records(txs, detector.run(txs), [arrived] * len(txs), clock)
                 out.write(b"".join([dumps(d, option=NEWLINE) for d in recs]))
                 late = 0

@@ -29,15 +29,45 @@ FORMAT_V1 = "fraudstream-gbt/1"  # boosted trees only; still read
 
 def _tree(t: dict) -> tuple:
     # JSON has no infinity: exported thresholds may be the strings "inf"/"-inf".
-    return (t["feature"], [float(x) for x in t["threshold"]], t["left"], t["right"], t["missing_left"], t["value"])
+    cover = t.get("cover")
+    if cover is not None and (len(cover) != len(t["feature"]) or any(c < 0 for c in cover)):
+        raise ValueError("a tree's cover must give a count >= 0 for each node")
+    return (
+        t["feature"],
+        [float(x) for x in t["threshold"]],
+        t["left"],
+        t["right"],
+        t["missing_left"],
+        t["value"],
+        cover,
+    )
 
 
-def _flatten(trees: list, remap: list[int]) -> tuple[np.ndarray, list[int]]:
+def expected_values(feat: list, left: list, right: list, value: list, cover: list | None) -> list[float]:
+    """Per node, the mean leaf value under it, weighted by the training rows that reached each
+    leaf (`cover`; models saved before it was exported weigh a node's two children equally): what
+    the tree predicts before it has looked at the features its path below that node reads."""
+    expect = [0.0] * len(feat)
+    for i in range(len(feat) - 1, -1, -1):  # children come after their parent
+        if feat[i] < 0:
+            expect[i] = float(value[i])
+            continue
+        lc, rc = left[i], right[i]
+        wl, wr = (float(cover[lc]), float(cover[rc])) if cover is not None else (1.0, 1.0)
+        if wl + wr <= 0.0:
+            wl = wr = 1.0
+        expect[i] = (wl * expect[lc] + wr * expect[rc]) / (wl + wr)
+    return expect
+
+
+def _flatten(trees: list, remap: list[int]) -> tuple[np.ndarray, list[int], np.ndarray]:
     """All trees as kernel node records (`score_kernel.NODE`), each tree renumbered depth-first
-    (a node's left child right after it), children as global node numbers; and the roots."""
+    (a node's left child right after it), children as global node numbers; the roots; and each
+    node's expected value (`expected_values`, for the reasons of a decision)."""
     out: list[tuple] = []
     roots: list[int] = []
-    for feat, thr, left, right, mleft, value in trees:
+    expects: list[float] = []
+    for feat, thr, left, right, mleft, value, cover in trees:
         o = len(out)
         roots.append(o)
         order: list[int] = []  # old node numbers in depth-first order
@@ -48,12 +78,14 @@ def _flatten(trees: list, remap: list[int]) -> tuple[np.ndarray, list[int]]:
             if feat[i] >= 0:
                 stack += [right[i], left[i]]
         new = {old: o + k for k, old in enumerate(order)}
+        expect = expected_values(feat, left, right, value, cover)
         for i in order:
+            expects.append(expect[i])
             if feat[i] < 0:
                 out.append((float(value[i]), 0, -1, 0, 0))
             else:
                 out.append((thr[i], new[right[i]], remap[feat[i]], 1 if mleft[i] else 0, 0))
-    return np.array(out, dtype=KS.NODE), roots
+    return np.array(out, dtype=KS.NODE), roots, np.array(expects, dtype=np.float64)
 
 
 class FastModel:
@@ -81,7 +113,7 @@ class FastModel:
         self.forest_weight = float(forest["weight"]) if forest else 0.0
         if not 0.0 <= self.forest_weight <= 1.0:
             raise ValueError(f"forest weight {self.forest_weight} outside [0, 1]")
-        for feat, _, left, right, _, _ in self._boosted + self._forest:
+        for feat, _, left, right, _, _, _ in self._boosted + self._forest:
             n = len(feat)
             if any(f >= len(self.features) for f in feat):
                 raise ValueError("a tree splits on a feature the model does not list")
@@ -99,8 +131,10 @@ class FastModel:
         remap = [index[f] for f in self.features]
         if max(remap, default=0) > np.iinfo(np.int16).max:
             raise ValueError("more features than a tree node can name")
-        self.nodes, roots = _flatten(self._boosted + self._forest, remap)
+        self.nodes, roots, self.expect = _flatten(self._boosted + self._forest, remap)
         self.roots = np.array(roots, dtype=np.int64)
+        # the boosted raw score before any feature is read (`explain_kernel`)
+        self.base_raw = self.baseline + float(sum(self.expect[roots[: len(self._boosted)]]))
         # what the kernel reads: the walked nodes and the boosted trees as bit vectors
         self.trees = (self.nodes, self.roots, *bitvector_trees.pack(self.nodes, roots, len(self._boosted)))
         self.width = max(remap, default=-1) + 1
@@ -156,6 +190,7 @@ def export_hgb(clf) -> dict:
                 "right": [int(v) for v in nodes["right"]],
                 "missing_left": [int(v) for v in nodes["missing_go_to_left"]],
                 "value": [float(v) for v in nodes["value"]],
+                "cover": [int(v) for v in nodes["count"]],
             }
         )
     return {"baseline": float(clf._baseline_prediction.ravel()[0]), "trees": trees}
@@ -199,6 +234,7 @@ def export_forest(clf, weight: float) -> dict:
                 "right": [int(v) for v in t.children_right],
                 "missing_left": [int(v) for v in missing],
                 "value": [float(v) if lf else 0.0 for v, lf in zip(p, leaf)],
+                "cover": [float(v) for v in t.weighted_n_node_samples],
             }
         )
     return {"weight": float(weight), "trees": trees}

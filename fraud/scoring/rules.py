@@ -8,6 +8,7 @@ with that in mind (documented in the README).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class RuleSet:
     rules: list[Rule]
     thresholds: dict[str, float] | None
     source: str = "<memory>"
+    version: str | None = None  # of a rules file: its content's digest, written in every decision
 
     @property
     def features(self) -> list[str]:
@@ -198,10 +200,26 @@ def parse_rules(doc: object, source: str = "<memory>") -> RuleSet:
     return RuleSet(rules, thresholds, source)
 
 
+def rules_version(data: bytes) -> str:
+    """A rules file's version: the first 12 hex digits of its SHA-256, the same on every worker."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def parse_rules_file(data: bytes, path: str | Path) -> RuleSet:
+    """A rules file's bytes, validated, with their version."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    rules = parse_rules(parse_yaml(text, str(path)), str(path))
+    rules.version = rules_version(data)
+    return rules
+
+
 def load_rules(path: str | Path) -> RuleSet:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read rules file ({exc.strerror or exc})") from None
-    return parse_rules(parse_yaml(text, str(path)), str(path))
+    return parse_rules_file(data, path)

@@ -142,6 +142,7 @@ def worker(
     extra_env: dict | None = None,
     feedback_topic: str | None = None,
     config: Path | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     args = [
         FRAUD,
@@ -165,6 +166,7 @@ def worker(
         args += ["--stop-when-idle", str(idle)]
     if config is not None:
         args += ["--config", str(config)]
+    args += list(extra_args)
     log = open(tmp / f"{instance}.log", "ab")
     env = {**os.environ, **(extra_env or {})}
     return subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)

@@ -227,6 +227,17 @@ class GlobalTables:
                     return False
         return True
 
+    def cannot_serve(self, features: list[str]) -> str | None:
+        """Why rules reading `features` cannot apply live, or None: merchant features come from the
+        merchant table, which a worker reads only when started with a use for it."""
+        needs = [f for f in features if f in MERCHANT_FEATURES]
+        if needs and self.merchants is None:
+            return (
+                f"its rules read {', '.join(needs)}, and this worker was started without the global merchant "
+                "table they come from: restart the workers to use them"
+            )
+        return None
+
     def sweep(self, consumer: Consumer) -> None:
         """Drop merchant buckets no partition of the group can still need: behind the oldest event
         time committed on any partition (none dropped while a partition has no commit yet). At most

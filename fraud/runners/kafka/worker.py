@@ -42,6 +42,7 @@ from fraud.state.store import StateStore
 
 if TYPE_CHECKING:
     from fraud.runners.metrics import WorkerMetrics
+    from fraud.scoring.rules_watch import RulesWatch
 
 
 class KafkaRunner:
@@ -73,6 +74,7 @@ class KafkaRunner:
         self.stop_when_idle = stop_when_idle
         self.status = StatusLine(sys.stderr.isatty() if status is None else status)
         self.metrics: WorkerMetrics | None = None  # set by the CLI with --metrics-port
+        self.rules_watch: RulesWatch | None = None  # set by the CLI: the rules file, checked every batch
         self.restorer = Restorer(settings, cfg, Path(state_root) / settings.group / self.instance, self._make_detector)
         self.tasks: dict[int, PartitionTask] = {}
         self.tables: GlobalTables | None = None  # opened by run(): reading them takes a while
@@ -96,6 +98,12 @@ class KafkaRunner:
         if self.tables.merchants is not None:
             det.use_merchant_table(self.tables.merchants)
         return det
+
+    def _use_rules(self, rules: RuleSet) -> None:
+        """New rules for every partition from this batch on, and for partitions assigned later."""
+        self.rules = rules
+        for task in self.tasks.values():
+            task.detector.set_rules(rules)
 
     def _new_consumer(self) -> Consumer:
         return Consumer(consumer_config(self.settings, self.instance))
@@ -201,6 +209,8 @@ class KafkaRunner:
                                 break
                     continue
                 idle_since = now
+                if self.rules_watch is not None and self.rules_watch.poll():
+                    self._use_rules(self.rules_watch.rules)
                 self._process_batch(msgs)
                 self.tables.sweep(self.consumer)
             self._commit()  # stopped: what was produced is committed before leaving

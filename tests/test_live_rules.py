@@ -1,0 +1,72 @@
+"""A rules file edited during a running embedded `fraud detect` (stdin in, a file out) applies
+without a restart; an invalid edit is refused and logged, and detection goes on (tests/live_rules.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import orjson
+from live_rules import RULES_V1, Driver, run_scenario
+
+from fraud.scoring.rules import load_rules, parse_rules_file, rules_version
+from fraud.scoring.rules_watch import RulesWatch
+
+
+def test_an_edited_rules_file_applies_live_and_a_bad_edit_is_refused(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_V1)
+    out, err = tmp_path / "decisions.jsonl", tmp_path / "stderr.txt"
+    cmd = [sys.executable, "-m", "fraud.cli", "detect", "--input", "-", "--output", str(out), "--no-model"]
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen([*cmd, "--rules", str(rules)], stdin=subprocess.PIPE, stderr=errf)
+    decided: dict[str, dict] = {}
+    read = [0]
+
+    def send(line: bytes) -> None:
+        proc.stdin.write(line + b"\n")
+        proc.stdin.flush()
+
+    def decision(tx_id: str) -> dict:
+        end = time.monotonic() + 60
+        while tx_id not in decided:
+            assert proc.poll() is None, err.read_text()
+            assert time.monotonic() < end, f"no decision for {tx_id}"
+            data = out.read_bytes() if out.exists() else b""
+            whole = data[: data.rfind(b"\n") + 1]
+            for ln in whole[read[0] :].splitlines():
+                d = orjson.loads(ln)
+                decided[d["tx_id"]] = d
+            read[0] = len(whole)
+        return decided[tx_id]
+
+    try:
+        run_scenario(rules, Driver(send, decision, err.read_text))
+    finally:
+        proc.stdin.close()
+        rc = proc.wait(60)
+    assert rc == 0, err.read_text()
+    assert "Traceback" not in err.read_text()
+
+
+def test_the_watch_reads_a_file_only_once_it_holds_still(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_V1)
+    logs: list[str] = []
+    watch = RulesWatch(path, load_rules(path), logs.append, check_s=0.0)
+    assert watch.rules.version == rules_version(RULES_V1.encode())
+    path.write_text("rules: [")  # caught half-written
+    assert not watch.poll()  # changed: wait one more check
+    path.write_text(RULES_V1.replace("1000", "2000"))
+    assert not watch.poll()  # changed again since
+    assert watch.poll() and watch.changes == 1 and not logs[:-1]
+    assert "in force from the next transaction" in logs[-1]
+    assert watch.rules.rules[0].when["value"] == 2000
+    assert not watch.poll()  # unchanged
+
+
+def test_a_rules_version_is_the_content_digest():
+    a = parse_rules_file(RULES_V1.encode(), "a.yaml")
+    b = parse_rules_file(RULES_V1.encode(), "b.yaml")
+    assert a.version == b.version == rules_version(RULES_V1.encode()) and len(a.version) == 12
