@@ -44,6 +44,11 @@ def detect(
     ),
     config: ConfigFile = None,
     no_model: NoModel = False,
+    shadow_model: str | None = typer.Option(
+        None,
+        "--shadow-model",
+        help="a challenger model directory: scores every transaction too (shadow_score), never decides",
+    ),
     kafka: str | None = typer.Option(
         None,
         "--kafka",
@@ -76,6 +81,7 @@ def detect(
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
     from fraud.cli.progress import progress_bar
     from fraud.core.detector import open_detector
+    from fraud.offline.training import file_digest
     from fraud.runners.embedded import default_dead_letter_path, run_file
     from fraud.scoring.rules_watch import RulesWatch
 
@@ -108,6 +114,7 @@ def detect(
             feedback_topic,
             metrics_port,
             metrics_host,
+            shadow_model,
         )
         return
     if input is None or output is None:
@@ -140,8 +147,11 @@ def detect(
         feedback,
     )
     signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
+    shadow = _shadow(shadow_model)
+    if shadow_model:
+        run_id += ":" + file_digest(str(Path(shadow_model) / "model.json"))[:16]
     with open_detector(
-        state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports
+        state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports, shadow=shadow
     ) as det:
         total = Path(input).stat().st_size if input != "-" else None
         watch = RulesWatch(rules or DEFAULT_RULES, rule_set, _say) if rule_set is not None else None
@@ -186,6 +196,15 @@ def detect(
     )
 
 
+def _shadow(directory: str | None):
+    """The challenger model of --shadow-model, or None."""
+    if directory is None:
+        return None
+    from fraud.scoring.model import load_model
+
+    return load_model(directory)
+
+
 def _say(msg: str) -> None:
     print(f"fraud detect: {msg}", file=sys.stderr, flush=True)
 
@@ -205,6 +224,7 @@ def _detect_kafka(
     feedback_topic,
     metrics_port,
     metrics_host,
+    shadow_model,
 ) -> None:
     from fraud.runners.kafka.admin import ensure_topics, topic_partitions, wait_reachable
     from fraud.runners.kafka.worker import KafkaRunner
@@ -259,6 +279,7 @@ def _detect_kafka(
         stop_when_idle=stop_when_idle,
         feedback_topic=fb_topic,
     )
+    runner.shadow = _shadow(shadow_model)
     if rule_set is not None:
         from fraud.scoring.rules_watch import RulesWatch
 

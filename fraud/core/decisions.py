@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from fraud.core import window_kernel as K
 from fraud.core.records import Transaction
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import ACTIONS
+
+if TYPE_CHECKING:
+    from fraud.core.detector import Detector
 
 NAN = math.nan
 TOP_FEATURES = 3  # features named in a decision's reasons at most
@@ -28,7 +32,7 @@ class RunResult:
     The arrays are reused by the detector's next run (no allocation per run): copy what must outlive it.
     """
 
-    __slots__ = ("X", "out_i", "out_f", "fired", "windows", "in_f")
+    __slots__ = ("X", "out_i", "out_f", "fired", "windows", "in_f", "shadow")
 
     def __init__(self, n: int, width: int, rules: int, inputs: int) -> None:
         self.X = np.full((n, width), NAN)
@@ -37,6 +41,7 @@ class RunResult:
         self.out_f = np.zeros((n, 4), dtype=np.float64)  # score, model score, both rounded to 6 decimals
         self.fired = np.zeros((n, rules), dtype=np.bool_)
         self.windows = np.zeros((n, 4), dtype=np.int64)
+        self.shadow = np.zeros(n)  # a shadow model's score of each event (`Detector(shadow=...)`)
 
     def head(self, n: int) -> RunResult:
         view = RunResult.__new__(RunResult)
@@ -101,20 +106,21 @@ def decision_records(
     res: RunResult,
     arrived_ns: Sequence[int],
     now_ns: Callable[[], int],
-    names: Sequence[str],
-    has_model: bool,
-    explainer: Explainer | None = None,
-    rules_version: str | None = None,
+    det: Detector,
 ) -> list[dict]:
-    """The decision records of a run (SPEC 1). The run's decisions are all made when the kernel
-    returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival to then.
+    """The decision records of a run (SPEC 1) by detector `det`. The run's decisions are all made when
+    the kernel returns, so the clock `now_ns` is read once: `latency_ms` runs from each event's arrival
+    to then.
 
     Scores are rounded to 6 decimals by the kernel as numpy does (x 1e6, to the nearest integer,
     / 1e6): the same float as Python's `round` except for values within one ulp of a tie.
     """
+    names, has_model, explainer = det.rule_names, det.model is not None, det.explainer
+    rules_version, shadow = det.rules_version, det.shadow is not None
     now = now_ns()
     out = []
     flagged = []
+    shadow_scores = np.round(res.shadow, 6).tolist() if shadow else None
     last_at, latency = None, 0.0
     for k, (tx, (late, _, dec, nfired, repeat), (_, _, score, ms), at) in enumerate(
         zip(txs, res.out_i.tolist(), res.out_f.tolist(), arrived_ns)
@@ -135,6 +141,8 @@ def decision_records(
             "repeat": repeat == 1,
             "rules_version": rules_version,
         }
+        if shadow:
+            rec["shadow_score"] = shadow_scores[k]
         if dec:
             rec["reasons"] = {"rules": rules, "model_base": None, "features": []}
             flagged.append(k)

@@ -125,12 +125,15 @@ class Detector:
         settings: DetectorSettings = DetectorSettings(),
         extra_features: Sequence[str] = (),
         feedback: FeedbackIndex | None = None,
+        shadow: FastModel | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         names = ["amount"]
         if model is not None:
             names += model.features
+        if shadow is not None:
+            names += shadow.features
         if rules is not None:
             names += rules.features
         names += list(extra_features)
@@ -142,6 +145,9 @@ class Detector:
         self.feeds_merchants = self.plan.uses_merchants
         self._own_merchants = True
         self.model = model
+        self.shadow = shadow  # scored on every event after the kernel, never deciding (champion/challenger)
+        if shadow is not None:
+            shadow.bind(self.plan.index)
         if model is not None:
             model.bind(self.plan.index)
             self._trees = model.trees
@@ -194,12 +200,10 @@ class Detector:
         self.thresholds = thresholds
         self._fcfg[K.F_REVIEW] = thresholds["review"]
         self._fcfg[K.F_BLOCK] = thresholds["block"]
-        self._buf = RunResult(
-            len(self._buf.X) if hasattr(self, "_buf") else 0,
-            len(self.plan.names),
-            len(self.rule_names),
-            len(self.plan.inputs),
-        )
+        self._new_buffer(len(self._buf.X) if hasattr(self, "_buf") else 0)
+
+    def _new_buffer(self, rows: int) -> None:
+        self._buf = RunResult(rows, len(self.plan.names), len(self.rule_names), len(self.plan.inputs))
         self._heads: dict[int, RunResult] = {}  # views of `_buf` by run length
 
     def set_rules(self, rules: RuleSet | None) -> None:
@@ -246,10 +250,7 @@ class Detector:
         res = self._heads.get(n)
         if res is None:
             if n > len(self._buf.X):
-                self._buf = RunResult(
-                    max(n, 2 * len(self._buf.X)), len(self.plan.names), len(self.rule_names), len(self.plan.inputs)
-                )
-                self._heads.clear()
+                self._new_buffer(max(n, 2 * len(self._buf.X)))
             res = self._heads[n] = self._buf.head(n)
         if not n:
             return res
@@ -269,6 +270,9 @@ class Detector:
                 arena.make_space(K.block_max(arena.max_events))
             done, full = self._kernel(done, ev_i, ids, fixed, reports, res)
         table.after_run(swept)
+        if self.shadow is not None:  # one compiled call for the run's rows
+            sh = self.shadow
+            KS.score_rows(res.X, *sh.trees, sh.cfg, sh.fcfg, res.shadow)
         return res
 
     def _kernel(
@@ -330,9 +334,7 @@ class Detector:
         self, txs: Sequence[Transaction], res: RunResult, arrived_ns: Sequence[int], now_ns: Callable[[], int]
     ) -> list[dict]:
         """The decision records of a run (`decision_records`)."""
-        return decision_records(
-            txs, res, arrived_ns, now_ns, self.rule_names, self.model is not None, self.explainer, self.rules_version
-        )
+        return decision_records(txs, res, arrived_ns, now_ns, self)
 
     # -- one event at a time (tests, tools): a run of one, the same kernel --------------------
 

@@ -121,6 +121,7 @@ def evaluate(decisions_path: str, labels_path: str, plots_dir: str | None = None
 
     labels = load_labels_full(labels_path)
     scores, ys, days, cards, kinds, scen, lat = [], [], [], [], [], [], []
+    champion, challenger = [], []  # model_score and shadow_score, when every labelled decision has both
     rule_hits: Counter[str] = Counter()
     rule_tp: Counter[str] = Counter()
     unlabelled = late = repeats = 0
@@ -146,6 +147,8 @@ def evaluate(decisions_path: str, labels_path: str, plots_dir: str | None = None
             raise UserError(
                 f"{decisions_path}: decision {d.get('tx_id')!r} lacks a valid score/card_id/decision"
             ) from None
+        champion.append(d["score"] if d.get("model_score") is None else d["model_score"])  # rules only: score
+        challenger.append(d.get("shadow_score"))
         ys.append(label[0])
         scen.append(label[1] if label[0] else None)
         days.append(day)
@@ -202,7 +205,30 @@ def evaluate(decisions_path: str, labels_path: str, plots_dir: str | None = None
         "per_scenario": per_scenario,
         "rules": {r: {"hits": n, "precision": rule_tp[r] / n} for r, n in rule_hits.most_common()},
         "latency_ms": pct,
+        "shadow": compare_models(y, champion, challenger, float(block.mean())),
     }
+
+
+def compare_models(y: np.ndarray, champion: list, challenger: list, block_rate: float) -> dict | None:
+    """Champion (`model_score`; `score` when deciding by rules only) against challenger (`shadow_score`, `fraud detect --shadow-model`) on
+    the same labelled payments: ROC AUC, average precision, and the recall each would have blocking
+    the same share of payments as the run did (its top scores). None without shadow scores."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if not challenger or any(c is None for c in challenger) or any(c is None for c in champion):
+        return None
+    both = 0 < y.sum() < len(y)
+    top = max(1, round(block_rate * len(y)))
+    out = {"block_rate": block_rate}
+    for name, scores in (("champion", champion), ("challenger", challenger)):
+        s = np.array(scores, dtype=float)
+        caught = y[np.argsort(-s, kind="stable")[:top]].sum()
+        out[name] = {
+            "roc_auc": float(roc_auc_score(y, s)) if both else None,
+            "average_precision": float(average_precision_score(y, s)) if both else None,
+            "recall_at_block_rate": float(caught / y.sum()) if y.sum() else None,
+        }
+    return out
 
 
 def format_report(m: dict) -> str:
@@ -234,6 +260,15 @@ def format_report(m: dict) -> str:
         lines.append("top rules                      hits  precision")
         for name, r in list(m["rules"].items())[:8]:
             lines.append(f"  {name:<28} {r['hits']:>6}  {pct(r['precision'])}")
+    if m.get("shadow"):
+        sh = m["shadow"]
+        lines.append(f"champion vs challenger (--shadow-model), recall when blocking the top {pct(sh['block_rate'])}:")
+        for name in ("champion", "challenger"):
+            r = sh[name]
+            lines.append(
+                f"  {name:<11} ROC AUC {num(r['roc_auc'])}  average precision {num(r['average_precision'])}  "
+                f"recall {pct(r['recall_at_block_rate'])}"
+            )
     if m["latency_ms"]:
         lat = m["latency_ms"]
         lines.append("latency ms  " + "  ".join(f"{k} {v:.3f}" for k, v in lat.items()))

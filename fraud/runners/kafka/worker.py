@@ -75,6 +75,7 @@ class KafkaRunner:
         self.status = StatusLine(sys.stderr.isatty() if status is None else status)
         self.metrics: WorkerMetrics | None = None  # set by the CLI with --metrics-port
         self.rules_watch: RulesWatch | None = None  # set by the CLI: the rules file, checked every batch
+        self.shadow: FastModel | None = None  # set by the CLI with --shadow-model
         self.restorer = Restorer(settings, cfg, Path(state_root) / settings.group / self.instance, self._make_detector)
         self.tasks: dict[int, PartitionTask] = {}
         self.tables: GlobalTables | None = None  # opened by run(): reading them takes a while
@@ -93,7 +94,7 @@ class KafkaRunner:
 
     def _make_detector(self, store: StateStore) -> Detector:
         det = Detector(
-            store, rules=self.rules, model=self.model, settings=self.cfg.detector, feedback=self.tables.feedback
+            store, self.rules, self.model, self.cfg.detector, feedback=self.tables.feedback, shadow=self.shadow
         )
         if self.tables.merchants is not None:
             det.use_merchant_table(self.tables.merchants)
@@ -166,7 +167,7 @@ class KafkaRunner:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
         faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a worker is stuck
-        features = set(self.model.features if self.model else ()) | set(self.rules.features if self.rules else ())
+        features = {f for part in (self.model, self.rules, self.shadow) if part is not None for f in part.features}
         self.tables = GlobalTables(
             self.settings,
             self.input_topic,
