@@ -194,16 +194,6 @@ def error_cases(f: dict, d: Path) -> dict:
         "simulate_file_with_rate": ["simulate", "--out", out, "--labels", str(d / "l.jsonl"), "--rate", "10"],
         "bench_no_valid_input": ["bench", "--input", f["a_file"]],
         "demo_too_small": ["demo", "--cards", "50", "--days", "10", "--dir", str(d / "tiny_demo")],
-        "metrics_without_kafka": [
-            "detect",
-            "--input",
-            f["tx"],
-            "--output",
-            out,
-            "--no-model",
-            "--metrics-port",
-            "9100",
-        ],
     }
 
 
@@ -275,7 +265,6 @@ ERROR_NAMES = [
     "model_and_no_model",
     "output_is_rules",
     "output_hard_link_to_input",
-    "metrics_without_kafka",
     "kafka_with_input",
     "file_with_group",
     "simulate_file_with_rate",
@@ -319,7 +308,6 @@ def test_error_is_one_line(results, name):
         ("output_is_rules", ["--output", "--rules"]),
         ("output_hard_link_to_input", ["--output", "--input"]),
         ("model_and_no_model", ["--model", "--no-model"]),
-        ("metrics_without_kafka", ["--metrics-port", "--kafka"]),
         ("demo_too_small", ["fewer than", "--cards"]),
         ("kafka_with_input", ["--input", "not --kafka"]),
         ("file_with_group", ["--group", "needs --kafka"]),

@@ -72,17 +72,21 @@ def detect(
         "group has committed every partition of the input topic to its end",
     ),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", min=0, max=65535, help="Kafka: serve Prometheus metrics on http://HOST:PORT/metrics"
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port)",
     ),
     metrics_host: str = typer.Option(
-        "127.0.0.1", "--metrics-host", help="Kafka: address the metrics server listens on (0.0.0.0: all)"
+        "127.0.0.1", "--metrics-host", help="address the metrics server listens on (0.0.0.0: all)"
     ),
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
-    from fraud.cli.progress import progress_bar
     from fraud.core.detector import open_detector
     from fraud.offline.training import file_digest
     from fraud.runners.embedded import default_dead_letter_path, run_file
+    from fraud.runners.live_view import RunView, StatusLine
     from fraud.scoring.rules_watch import RulesWatch
 
     _one_mode(
@@ -94,7 +98,6 @@ def detect(
             feedback_topic=feedback_topic,
             instance=instance,
             stop_when_idle=stop_when_idle,
-            metrics_port=metrics_port,
         ),
         dict(input=input, output=output, feedback=feedback, dead_letter=dead_letter),
     )
@@ -155,7 +158,10 @@ def detect(
     ) as det:
         total = Path(input).stat().st_size if input != "-" else None
         watch = RulesWatch(rules or DEFAULT_RULES, rule_set, _say) if rule_set is not None else None
-        with progress_bar("detect", total) as update:
+        metrics = _metrics(metrics_port, metrics_host, "embedded", kafka=False)
+        terminal = sys.stderr.isatty()  # the live status line there, in place of a progress bar
+        view = RunView(StatusLine(terminal), metrics, total)
+        try:
             stats = run_file(
                 det,
                 input,
@@ -163,11 +169,14 @@ def detect(
                 dead_letter,
                 checkpoint_every=cfg.checkpoint_every,
                 checkpoint_interval_ms=cfg.checkpoint_interval_ms,
-                progress=update,
                 run_id=run_id,
                 run_max=cfg.run_max,
                 rules_watch=watch,
+                view=view if view.enabled else None,
             )
+        finally:
+            if metrics is not None:
+                metrics.close()
     if state and input == "-":
         print(
             "fraud: warning: --state with stdin: nothing was checkpointed, a rerun cannot resume (a pipe "
@@ -194,6 +203,17 @@ def detect(
         f"dead letters {stats.dead_letters:,}{f' (in {dead_letter})' if stats.dead_letters else ''}; latency p50 {pct['p50']:.3f} ms, p99 {pct['p99']:.3f} ms",
         file=sys.stderr,
     )
+
+
+def _metrics(port: int | None, host: str, instance: str, kafka: bool):
+    """The Prometheus endpoint of --metrics-port, or None."""
+    if port is None:
+        return None
+    from fraud.runners.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics(port, host, instance=instance, kafka=kafka)
+    print(f"metrics on http://{host}:{metrics.port}/metrics", file=sys.stderr, flush=True)
+    return metrics
 
 
 def _shadow(directory: str | None):
@@ -286,11 +306,7 @@ def _detect_kafka(
         runner.rules_watch = RulesWatch(
             rules or DEFAULT_RULES, rule_set, _say, lambda new: runner.tables.cannot_serve(new.features)
         )
-    if metrics_port is not None:
-        from fraud.runners.metrics import WorkerMetrics
-
-        runner.metrics = WorkerMetrics(metrics_port, metrics_host, instance=runner.instance)
-        print(f"metrics on http://{metrics_host}:{runner.metrics.port}/metrics", file=sys.stderr)
+    runner.metrics = _metrics(metrics_port, metrics_host, runner.instance, kafka=True)
     try:
         counts = runner.run()
     finally:

@@ -41,6 +41,7 @@ NAN = math.nan
 # both; at 16 the full detector ran ~10% faster per event and its p99 latency doubled).
 RUN_MAX = 8
 _NO_IDS = np.zeros(0, dtype=np.uint8)
+_NO_EVENTS, _NO_FIXED = np.zeros((0, RK.EV_I_COLS), np.int64), np.zeros((0, K.IN_F_FIXED))  # a run of none
 REPLAY_RUN = 4096  # events per kernel call in replays (training, backtests): nothing waits offline
 
 
@@ -170,14 +171,11 @@ class Detector:
         self._use_plan()
         self._use_rules(rules)
         # numba compiles or loads the kernels now, not inside the first decision
-        self._kernel(
-            0,
-            np.zeros((0, RK.EV_I_COLS), np.int64),
-            _NO_IDS,
-            np.zeros((0, K.IN_F_FIXED)),
-            self.plan.feedback.packed(),
-            self._buf,
-        )
+        self._kernel(0, _NO_EVENTS, _NO_IDS, _NO_FIXED, self.plan.feedback.packed(), self._buf)
+        if self.explainer is not None:  # the reasons' and the shadow's kernels too
+            self.explainer.features(self._buf.X[:0], [])
+        if shadow is not None:
+            KS.score_rows(self._buf.X[:0], *shadow.trees, shadow.cfg, shadow.fcfg, self._buf.shadow[:0])
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 

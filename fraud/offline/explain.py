@@ -67,8 +67,8 @@ def explain(rec: dict, rules: RuleSet | None = None) -> str:
         lines.append("model: none (rules only)")
     else:
         lines.append(
-            f"model: {rec.get('model_score')} = base {reasons['model_base']} (the average payment) "
-            "+ each feature's push; the largest pushes up:"
+            f"model: {rec.get('model_score')} = base {reasons['model_base']} (its score before reading any "
+            "feature) + each feature's push; the largest pushes up:"
         )
         for f in feats:
             lines.append(f"  +{f['contribution']:.4f}  {f['feature']} = {_number(f.get('value'))}")

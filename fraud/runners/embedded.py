@@ -25,6 +25,7 @@ from fraud.core.latency import LatencyLog
 from fraud.core.records import BadRecord, dead_letter_text, decode
 from fraud.core.redact import mask_text
 from fraud.errors import UserError
+from fraud.runners.live_view import RunView
 from fraud.scoring.rules_watch import RulesWatch
 
 
@@ -183,6 +184,7 @@ def run_file(
     run_max: int = RUN_MAX,
     stats: RunStats | None = None,
     rules_watch: RulesWatch | None = None,
+    view: RunView | None = None,
 ) -> RunStats:
     """Decide every record of `input_path`; resume from the store's checkpoint when it has one.
 
@@ -195,7 +197,8 @@ def run_file(
     another one is refused. `stop_after` ends the run after that many records without a final
     checkpoint, as a crash would (used by tests of recovery). `stats`: the caller's, to watch the
     run as it goes (the soak bench reads it at each `progress` call). `rules_watch`: the rules file,
-    checked between runs; an edit applies from the next run (`RulesWatch`).
+    checked between runs; an edit applies from the next run (`RulesWatch`). `view`: the live status
+    line and metrics (`live_view.RunView`), fed once per run.
     """
     store = detector.store
     resume = resume_point(store.meta(), str(store.path), input_path, output_path, dead_letter_path, run_id)
@@ -272,6 +275,11 @@ def run_file(
                 if flush_each:
                     out.flush()
                 stats.records += len(txs)
+                if view is not None:
+                    view.after_run(recs, recs[0]["latency_ms"])
+            if view is not None:
+                view.read_bytes = offset
+                view.tick(counts, stats.dead_letters, detector.watermark)
             since_checkpoint += len(lines)
             if since_checkpoint >= checkpoint_every or (
                 interval_ns is not None and arrived - last_checkpoint >= interval_ns
@@ -288,6 +296,8 @@ def run_file(
             progress(offset)
     finally:
         stats.seconds = time.perf_counter() - t_start
+        if view is not None:
+            view.close(counts, stats.dead_letters, detector.watermark)
         if input_path != "-":
             src.close()
         for f in (out, dlq):

@@ -1,9 +1,10 @@
-"""Prometheus metrics of a Kafka detector worker (`fraud detect --kafka ... --metrics-port P`).
+"""Prometheus metrics of a running detector (`fraud detect ... --metrics-port P`, embedded or Kafka).
 
-What an operator alerts on: decisions by kind, dead letters, decision latency, consumer lag,
-aborted transactions, state replays. Updated once per committed batch, never per event on the hot
-path, and only counting what Kafka committed (an aborted batch is decided again, not counted twice).
-prometheus_client serves them from its own thread on `/metrics`.
+What an operator alerts on: decisions by kind, dead letters, decision latency, rules fired, the
+watermark; on Kafka also consumer lag, aborted transactions, state replays. Updated once per
+committed batch (Kafka: only what Kafka committed; an aborted batch is decided again, not counted
+twice) or once a second (embedded), never per event on the hot path. prometheus_client serves them
+from its own thread on `/metrics`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 
 class WorkerMetrics:
-    """One worker's metrics in a registry of its own (no global state: tests may start several)."""
+    """One detector's metrics in a registry of its own (no global state: tests may start several)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", instance: str = "") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", instance: str = "", kafka: bool = True) -> None:
         reg = self.registry = CollectorRegistry()
         self.decisions = Counter("fraud_decisions", "committed decisions by kind", ["decision"], registry=reg)
         self.dead_letters = Counter("fraud_dead_letters", "bad records sent to the dead-letter topic", registry=reg)
@@ -29,6 +30,25 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.rules = Counter("fraud_rules_fired", "decisions on which each rule fired", ["rule"], registry=reg)
+        self.watermark = Gauge(
+            "fraud_watermark_timestamp_seconds",
+            "event time of the watermark (Kafka: the slowest partition's); lag = time() - this",
+            registry=reg,
+        )
+        Gauge("fraud_worker_info", "this detector", ["instance", "mode"], registry=reg).labels(
+            instance, "kafka" if kafka else "embedded"
+        ).set(1)
+        for kind in ("allow", "review", "block"):
+            self.decisions.labels(kind)  # exported at 0 from the start, so rates are defined
+        if kafka:
+            self._kafka(reg)
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=reg)
+        except OSError as exc:
+            raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+    def _kafka(self, reg: CollectorRegistry) -> None:
         self.aborted = Counter(
             "fraud_kafka_transactions_aborted",
             "Kafka transactions aborted or abandoned (their batch is decided again)",
@@ -42,13 +62,6 @@ class WorkerMetrics:
         )
         self.lag = Gauge("fraud_consumer_lag", "records behind the end of the assigned partitions", registry=reg)
         self.partitions = Gauge("fraud_assigned_partitions", "input partitions this worker owns", registry=reg)
-        Gauge("fraud_worker_info", "this worker", ["instance"], registry=reg).labels(instance).set(1)
-        for kind in ("allow", "review", "block"):
-            self.decisions.labels(kind)  # exported at 0 from the start, so rates are defined
-        try:
-            self._server, _ = start_http_server(port, addr=host, registry=reg)
-        except OSError as exc:
-            raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
     @property
     def port(self) -> int:
@@ -56,6 +69,17 @@ class WorkerMetrics:
 
     def batch_committed(self, counts: dict[str, int], latencies_ms: list[float]) -> None:
         self.committed.inc()
+        self.decided(counts, latencies_ms)
+
+    def set_watermark(self, watermark_ms: int | None) -> None:
+        if watermark_ms is not None:
+            self.watermark.set(watermark_ms / 1000.0)
+
+    def decided(self, counts: dict[str, int], latencies_ms: list[float]) -> None:
+        """Decisions since the last call: by kind, dead letters, `rule:<name>` counts, latencies."""
+        for k, n in counts.items():
+            if k.startswith("rule:"):
+                self.rules.labels(k[5:]).inc(n)
         for kind in ("allow", "review", "block"):
             if counts.get(kind):
                 self.decisions.labels(kind).inc(counts[kind])

@@ -256,7 +256,8 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
                 continue
             seen = _scrape(url)
             decided = sum(seen.get(f'fraud_decisions_total{{decision="{k}"}}', 0) for k in ("allow", "review", "block"))
-            if decided >= len(good) and seen.get("fraud_consumer_lag", 1) == 0:
+            watermark = seen.get("fraud_watermark_timestamp_seconds", 0)  # set once a second
+            if decided >= len(good) and seen.get("fraud_consumer_lag", 1) == 0 and watermark > 0:
                 break
         assert url, log.read_text(errors="replace")[-2000:]
         assert decided == len(good) == committed_count(out)
@@ -264,7 +265,10 @@ def test_prometheus_metrics_count_what_was_committed(stream, tmp_path):
         assert seen["fraud_decision_latency_seconds_count"] == len(good)
         assert seen["fraud_assigned_partitions"] == 4
         assert seen["fraud_kafka_transactions_committed_total"] >= 1
-        assert seen['fraud_worker_info{instance="metered"}'] == 1
+        assert seen['fraud_worker_info{instance="metered",mode="kafka"}'] == 1
+        fired = {k: n for k, n in seen.items() if k.startswith("fraud_rules_fired_total")}
+        assert sum(fired.values()) == sum(len(d["rules"]) for d in decisions(out))  # committed ones
+        assert seen["fraud_watermark_timestamp_seconds"] > 1e9  # an event time of the stream, in seconds
     finally:
         w.send_signal(signal.SIGTERM)
     assert w.wait(60) == 0, log.read_text(errors="replace")[-2000:]

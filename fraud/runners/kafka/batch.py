@@ -69,7 +69,8 @@ def produce_batch(
     touched: dict,
 ) -> tuple[dict[str, int], list[float]]:
     """Decide the batch and produce its outputs (into the open transaction when exactly-once); returns its decision
-    counts and latencies, which count once the transaction is committed.
+    counts (by kind, dead letters, and `rule:<name>` per rule fired) and latencies, which count once the
+    transaction is committed.
 
     Each partition's valid transactions go through its detector as one run (one kernel call,
     in arrival order, exactly as one by one); the decisions are then produced in that order.
@@ -107,4 +108,6 @@ def produce_batch(
                 d["latency_ms"] = latency
             counts[d["decision"]] += 1
             lat.append(d["latency_ms"])
+            for r in d["rules"]:  # "rule:<name>" counts, for the status line and the metrics
+                counts[f"rule:{r}"] = counts.get(f"rule:{r}", 0) + 1
     return counts, lat

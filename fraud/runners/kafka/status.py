@@ -1,39 +1,10 @@
-"""The worker's one-line live status on a terminal (stderr), rewritten in place once a second."""
+"""What a worker says while its broker is away (the live status line is `runners/live_view.py`)."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from collections import deque
-
-from fraud.core.latency import percentiles
-
-
-class StatusLine:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._n = 0
-        self._t = time.monotonic()
-
-    def show(self, counts: dict[str, int], latencies: deque[float], partitions: list[int], lag: int) -> None:
-        if not self.enabled:
-            return
-        pct = percentiles(latencies, (50, 99)) or {"p50": 0.0, "p99": 0.0}
-        n = counts["allow"] + counts["review"] + counts["block"]
-        now = time.monotonic()
-        rate = (n - self._n) / max(now - self._t, 1e-9)
-        self._n, self._t = n, now
-        sys.stderr.write(
-            f"\r{rate:8,.0f} tx/s | decided {n:,} (block {counts['block']:,}, review {counts['review']:,}) "
-            f"| dead {counts['dead_letters']:,} | p50 {pct['p50']:.2f} ms p99 {pct['p99']:.2f} ms "
-            f"| partitions {partitions} | lag {lag:,}   "
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 class BrokerWatch:
@@ -131,3 +102,20 @@ class BrokerWatch:
 def _not_connection_failures(record: logging.LogRecord) -> bool:
     """librdkafka logs as log(level, "%s [%s] %s", facility, client, message)."""
     return not (record.args and record.args[0] == "FAIL")
+
+
+def show_status(runner) -> None:
+    """A worker's status line (`live_view.StatusLine`) and gauges, once a second: the slowest of its
+    partitions' watermarks, its partitions and their lag (one broker round trip, for both)."""
+    from fraud.runners.kafka.admin import partition_lag
+
+    lag = partition_lag(runner.consumer, runner.tasks.values())
+    marks = [t.detector.watermark for t in runner.tasks.values() if t.detector.watermark is not None]
+    watermark = min(marks, default=None)
+    if runner.metrics:
+        runner.metrics.lag.set(lag)
+        runner.metrics.partitions.set(len(runner.tasks))
+        runner.metrics.set_watermark(watermark)
+    rules = {k[5:]: n for k, n in runner.counts.items() if k.startswith("rule:")}
+    extra = f"partitions {sorted(runner.tasks)} | lag {lag:,}"
+    runner.status.show(runner.counts, runner.latencies, watermark, rules, extra)

@@ -28,12 +28,13 @@ from confluent_kafka import Consumer, TopicPartition
 
 from fraud.core.detector import Detector
 from fraud.core.records import BadRecord
-from fraud.runners.kafka.admin import group_drained, partition_lag
+from fraud.runners.kafka.admin import group_drained
 from fraud.runners.kafka.batch import decode_batch, produce_batch
 from fraud.runners.kafka.global_tables import GlobalTables
 from fraud.runners.kafka.restore import PartitionTask, Restorer, committed_offsets
-from fraud.runners.kafka.status import BrokerWatch, StatusLine
+from fraud.runners.kafka.status import BrokerWatch, show_status
 from fraud.runners.kafka.transactions import AtLeastOnce, Transactions
+from fraud.runners.live_view import StatusLine
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import RuleSet
 from fraud.settings.kafka import KafkaSettings
@@ -185,7 +186,7 @@ class KafkaRunner:
         self.consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         idle_since = time.monotonic()
-        last_status = last_drain_check = 0.0
+        last_drain_check = 0.0
         try:
             while not self.stopping:
                 # Wait for one record, then take whatever else is already fetched: small batches
@@ -194,13 +195,8 @@ class KafkaRunner:
                 first = self.consumer.poll(self.settings.commit_interval_ms / 1000)
                 msgs = [] if first is None else [first, *self.consumer.consume(self.settings.batch_max - 1, timeout=0)]
                 now = time.monotonic()
-                if (self.status.enabled or self.metrics) and now - last_status >= 1.0:
-                    lag = partition_lag(self.consumer, self.tasks.values())  # one broker round trip a second, for both
-                    if self.metrics:
-                        self.metrics.lag.set(lag)
-                        self.metrics.partitions.set(len(self.tasks))
-                    self.status.show(self.counts, self.latencies, sorted(self.tasks), lag)
-                    last_status = now
+                if (self.status.enabled or self.metrics) and self.status.due():
+                    show_status(self)
                 if not msgs:
                     self._commit()  # nothing more came within a commit interval: commit what is pending
                     if self.stop_when_idle is not None and now - idle_since >= self.stop_when_idle:
@@ -275,7 +271,7 @@ class KafkaRunner:
         for t in touched.values():
             t.checkpoint()
         for k, n in counts.items():  # committed: only now do they count
-            self.counts[k] += n
+            self.counts[k] = self.counts.get(k, 0) + n
         self.latencies.extend(latencies)
         if self.metrics:
             self.metrics.batch_committed(counts, latencies)
