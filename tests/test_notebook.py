@@ -66,7 +66,19 @@ def test_notebook_runs_on_demo_output(small_demo_dir, notebook):
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors, f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    figures = {"results": 1, "rules": 3, "latency": 3}[notebook.stem]
+    figures = {"results": 2, "rules": 3, "latency": 3}[notebook.stem]
     assert len(images) >= figures, f"the notebook drew {len(images)} figure(s), {figures} expected"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert str(small_demo_dir.resolve()) in text, "the notebook did not read FRAUD_DEMO_DIR"
+
+
+def test_every_flagged_decision_of_the_demo_has_reasons(small_demo_dir):
+    import orjson
+
+    flagged = [d for d in map(orjson.loads, open(small_demo_dir / "decisions.jsonl", "rb")) if d["decision"] != "allow"]
+    assert flagged
+    for d in flagged:
+        r = d["reasons"]
+        assert r["rules"] == d["rules"] and r["model_base"] is not None, d
+        assert r["features"] or d["model_score"] <= r["model_base"], d  # nothing pushed it up
+        assert all(f["contribution"] > 0 for f in r["features"])
