@@ -70,3 +70,33 @@ def test_a_rules_version_is_the_content_digest():
     a = parse_rules_file(RULES_V1.encode(), "a.yaml")
     b = parse_rules_file(RULES_V1.encode(), "b.yaml")
     assert a.version == b.version == rules_version(RULES_V1.encode()) and len(a.version) == 12
+
+
+def test_switching_rules_midway_equals_deciding_with_the_new_rules(small_stream):
+    """After `set_rules`, decisions are those of a detector started with the new rules (a rule on a
+    window the old rules did not name included), on the same history."""
+    from live_rules import RULES_V3
+
+    from fraud.core.detector import open_detector, runs_of
+    from fraud.core.records import iter_transactions
+    from fraud.scoring.rules import parse_rules
+
+    v1, v3 = (
+        parse_rules_file(RULES_V1.encode(), "v1.yaml"),
+        parse_rules_file(RULES_V3.replace("10}", "30}").encode(), "v3.yaml"),
+    )
+    assert parse_rules({"rules": []}).version is None  # rules from memory have no file version
+    runs = list(runs_of(iter_transactions(str(small_stream["tx"])), 8))
+    half = len(runs) // 2
+    with open_detector(rules=v1) as switched, open_detector(rules=v3) as fresh:
+        for run in runs[:half]:
+            switched.run(run)
+            fresh.run(run)
+        switched.set_rules(v3)
+        fired = 0
+        for run in runs[half:]:
+            a = switched.records(run, switched.run(run), [0] * len(run), lambda: 0)
+            b = fresh.records(run, fresh.run(run), [0] * len(run), lambda: 0)
+            assert a == b
+            fired += sum(bool(d["rules"]) for d in a)
+    assert fired and all(d["rules_version"] == v3.version for d in a)
