@@ -68,6 +68,12 @@ def test_embedded_metrics_port_serves_what_was_decided(tmp_path):
             seen = _scrape(url)
             if seen.get('fraud_decisions_total{decision="review"}', 0) >= 20:
                 break
+        # nothing is sent now, so the updates stop: wait until the last one is complete (a scrape
+        # may land in the middle of one, between the counters and the histogram)
+        kinds = [f'fraud_decisions_total{{decision="{k}"}}' for k in ("allow", "review", "block")]
+        while seen["fraud_decision_latency_seconds_count"] != sum(seen[k] for k in kinds):
+            assert time.monotonic() < deadline, seen
+            seen = _scrape(url)
         assert seen['fraud_worker_info{instance="embedded",mode="embedded"}'] == 1
         decided = sum(seen[f'fraud_decisions_total{{decision="{k}"}}'] for k in ("allow", "review", "block"))
         assert 0 < decided <= sent and seen["fraud_decision_latency_seconds_count"] == decided
