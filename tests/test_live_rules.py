@@ -100,3 +100,40 @@ def test_switching_rules_midway_equals_deciding_with_the_new_rules(small_stream)
             assert a == b
             fired += sum(bool(d["rules"]) for d in a)
     assert fired and all(d["rules_version"] == v3.version for d in a)
+
+
+def test_a_bad_edit_made_again_is_said_again_and_a_deleted_file_waits(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_V1)
+    logs: list[str] = []
+    watch = RulesWatch(path, load_rules(path), logs.append, check_s=0.0)
+
+    def settle() -> None:
+        for _ in range(3):  # a change is read once it has held still for one check
+            watch.poll()
+
+    path.write_text("rules: [")
+    settle()
+    path.write_text(RULES_V1)  # reverted
+    settle()
+    path.write_text("rules: [ ")  # the same mistake again, a different file
+    settle()
+    assert sum("refused the edit" in x for x in logs) == 2, logs
+    path.unlink()
+    assert not watch.poll() and not any("cannot read" in x for x in logs)  # not at once: it may come back
+    path.write_text(RULES_V1)
+    settle()
+    assert not any("cannot read" in x for x in logs), logs
+
+
+def test_an_embedded_run_refuses_a_live_merchant_feature_it_does_not_feed():
+    from fraud.core.detector import Detector, cannot_apply_live
+    from fraud.state.store import StateStore
+
+    merchant = RULES_V1 + "  - name: busy\n    action: review\n    when: {feature: merchant_tx_7d, op: '>', value: 3}\n"
+    det = Detector(StateStore.in_memory(), rules=parse_rules_file(RULES_V1.encode(), "v1.yaml"))
+    reason = cannot_apply_live(det, parse_rules_file(merchant.encode(), "m.yaml"))
+    assert reason and "merchant_tx_7d" in reason and "restart" in reason
+    assert cannot_apply_live(det, parse_rules_file(RULES_V1.replace("1000", "9").encode(), "v.yaml")) is None
+    fed = Detector(StateStore.in_memory(), rules=parse_rules_file(merchant.encode(), "m.yaml"))
+    assert cannot_apply_live(fed, parse_rules_file(merchant.replace("> '", ">= '").encode(), "m2.yaml")) is None

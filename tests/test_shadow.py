@@ -62,3 +62,21 @@ def test_evaluate_without_shadow_scores_has_no_comparison(small_stream, tmp_path
     fraud("detect", "--input", str(small_stream["tx"]), "--output", str(out), "--no-model")
     report = fraud("evaluate", "--decisions", str(out), "--labels", str(small_stream["labels"]))
     assert "challenger" not in report.stdout
+
+
+def test_a_bad_shadow_model_is_one_line_naming_the_option(small_stream, tmp_path):
+    import subprocess
+
+    from conftest import FRAUD
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    spec = orjson.loads((DEFAULT_MODEL / "model.json").read_bytes())
+    spec["features"][0] = "count_of_everything"
+    (bad / "model.json").write_bytes(orjson.dumps(spec))
+    args = ["detect", "--input", str(small_stream["tx"]), "--output", str(tmp_path / "d.jsonl")]
+    for where in (bad, tmp_path / "missing"):
+        proc = subprocess.run([FRAUD, *args, "--shadow-model", str(where)], capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("fraud detect: error: --shadow-model: "), proc.stderr
+        assert proc.stderr.count("error") == 1, proc.stderr

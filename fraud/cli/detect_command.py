@@ -83,7 +83,7 @@ def detect(
     ),
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
-    from fraud.core.detector import open_detector
+    from fraud.core.detector import cannot_apply_live, open_detector
     from fraud.offline.training import file_digest
     from fraud.runners.embedded import default_dead_letter_path, run_file
     from fraud.runners.live_view import RunView, StatusLine
@@ -140,6 +140,7 @@ def detect(
     _check_outputs(output=output, dead_letter=dead_letter)
     cfg = load_config(config)
     rule_set, fast = _detector_parts(model, rules, no_model)
+    shadow = _shadow(shadow_model)
     reports = _load_feedback(feedback)
     if reports is None:
         _warn_without_feedback(fast, model, "--feedback")
@@ -150,14 +151,17 @@ def detect(
         feedback,
     )
     signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
-    shadow = _shadow(shadow_model)
     if shadow_model:
         run_id += ":" + file_digest(str(Path(shadow_model) / "model.json"))[:16]
     with open_detector(
         state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports, shadow=shadow
     ) as det:
         total = Path(input).stat().st_size if input != "-" else None
-        watch = RulesWatch(rules or DEFAULT_RULES, rule_set, _say) if rule_set is not None else None
+        watch = (
+            RulesWatch(rules or DEFAULT_RULES, rule_set, _say, lambda new: cannot_apply_live(det, new))
+            if rule_set is not None
+            else None
+        )
         metrics = _metrics(metrics_port, metrics_host, "embedded", kafka=False)
         terminal = sys.stderr.isatty()  # the live status line there, in place of a progress bar
         view = RunView(StatusLine(terminal), metrics, total)
@@ -222,11 +226,16 @@ def _shadow(directory: str | None):
         return None
     from fraud.scoring.model import load_model
 
-    return load_model(directory)
+    try:
+        return load_model(directory)
+    except UserError as exc:
+        raise UserError(f"--shadow-model: {exc}") from None
 
 
 def _say(msg: str) -> None:
-    print(f"fraud detect: {msg}", file=sys.stderr, flush=True)
+    """A log line; on a terminal it first clears the live status line, which has no newline."""
+    clear = "\r\033[K" if sys.stderr.isatty() else ""
+    print(f"{clear}fraud detect: {msg}", file=sys.stderr, flush=True)
 
 
 def _detect_kafka(
@@ -283,6 +292,7 @@ def _detect_kafka(
         {output_topic or settings.topics["decisions"]: partitions, settings.topics["dead_letters"]: partitions},
     )
     rule_set, fast = _detector_parts(model, rules, no_model)
+    shadow = _shadow(shadow_model)
     fb_topic = feedback_topic or settings.topics["feedback"]
     if not topic_partitions(settings, fb_topic):
         _warn_without_feedback(fast, model, f"the feedback topic ({fb_topic!r} does not exist)")
@@ -299,7 +309,7 @@ def _detect_kafka(
         stop_when_idle=stop_when_idle,
         feedback_topic=fb_topic,
     )
-    runner.shadow = _shadow(shadow_model)
+    runner.shadow = shadow
     if rule_set is not None:
         from fraud.scoring.rules_watch import RulesWatch
 

@@ -27,7 +27,7 @@ from fraud.core.decisions import Explainer, RunResult, decision_records, fired_n
 from fraud.core.records import CARD_PRESENT_CHANNELS, Transaction
 from fraud.core.units import DAY_MS
 from fraud.scoring import bitvector_trees
-from fraud.scoring.features import FeaturePlan
+from fraud.scoring.features import MERCHANT_FEATURES, FeaturePlan
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import ACTIONS, RuleProgram, RuleSet
 from fraud.state.feedback import FeedbackIndex
@@ -106,6 +106,19 @@ def pack_run(
     fixed = np.array(floats, dtype=np.float64).reshape(n, K.IN_F_FIXED)
     ev_i[:, RK.V_TX_KEY] = fixed[:, 0].view(np.int64)  # the amount's bits, for `tx_keys`
     return ev_i, fixed
+
+
+def cannot_apply_live(det: Detector, rules: RuleSet) -> str | None:
+    """Why an embedded detector cannot take `rules` live, or None: merchant features come from a
+    table fed only while some feature reads it, and read 7 days behind the event, so one added live
+    would see a table that started filling only then (restart with the new rules instead)."""
+    needs = [f for f in rules.features if f in MERCHANT_FEATURES]
+    if needs and not det.plan.uses_merchants:
+        return (
+            f"its rules read {', '.join(needs)}, and this run's merchant table was not fed (no rule or model "
+            "of the running detector reads a merchant feature): restart with the new rules to use them"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,13 @@ def evaluate(decisions_path: str, labels_path: str, plots_dir: str | None = None
             raise UserError(
                 f"{decisions_path}: decision {d.get('tx_id')!r} lacks a valid score/card_id/decision"
             ) from None
-        champion.append(d["score"] if d.get("model_score") is None else d["model_score"])  # rules only: score
-        challenger.append(d.get("shadow_score"))
+        try:
+            champion.append(float(d["score"] if d.get("model_score") is None else d["model_score"]))  # rules only
+            challenger.append(None if d.get("shadow_score") is None else float(d["shadow_score"]))
+        except (TypeError, ValueError):
+            raise UserError(
+                f"{decisions_path}: decision {d.get('tx_id')!r} has a non-numeric model or shadow score"
+            ) from None
         ys.append(label[0])
         scen.append(label[1] if label[0] else None)
         days.append(day)
@@ -218,7 +223,7 @@ def compare_models(y: np.ndarray, champion: list, challenger: list, block_rate: 
     if not challenger or any(c is None for c in challenger) or any(c is None for c in champion):
         return None
     both = 0 < y.sum() < len(y)
-    top = max(1, round(block_rate * len(y)))
+    top = round(block_rate * len(y))  # none blocked: no recall to compare
     out = {"block_rate": block_rate}
     for name, scores in (("champion", champion), ("challenger", challenger)):
         s = np.array(scores, dtype=float)
@@ -226,7 +231,7 @@ def compare_models(y: np.ndarray, champion: list, challenger: list, block_rate: 
         out[name] = {
             "roc_auc": float(roc_auc_score(y, s)) if both else None,
             "average_precision": float(average_precision_score(y, s)) if both else None,
-            "recall_at_block_rate": float(caught / y.sum()) if y.sum() else None,
+            "recall_at_block_rate": float(caught / y.sum()) if y.sum() and top else None,
         }
     return out
 

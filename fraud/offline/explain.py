@@ -53,7 +53,14 @@ def explain(rec: dict, rules: RuleSet | None = None) -> str:
             else "no reasons recorded: the decisions were written before reasons existed"
         )
         return "\n".join(lines)
+    if not isinstance(reasons, dict):
+        raise UserError(f"decision {rec.get('tx_id')!r}: 'reasons' is not an object")
     described = {r.name: r for r in rules.rules} if rules is not None else {}
+    if rules is not None and rec.get("rules_version") and rec["rules_version"] != rules.version:
+        lines.append(
+            f"(decided by rules version {rec['rules_version']}; the descriptions below are from {rules.source}, "
+            f"version {rules.version}: pass the rules file of that version with --rules)"
+        )
     fired = reasons.get("rules") or []
     if fired:
         lines.append("rules fired:")
@@ -71,7 +78,10 @@ def explain(rec: dict, rules: RuleSet | None = None) -> str:
             "feature) + each feature's push; the largest pushes up:"
         )
         for f in feats:
-            lines.append(f"  +{f['contribution']:.4f}  {f['feature']} = {_number(f.get('value'))}")
+            try:
+                lines.append(f"  +{float(f['contribution']):.4f}  {f['feature']} = {_number(f.get('value'))}")
+            except (KeyError, TypeError, ValueError):
+                raise UserError(f"decision {rec.get('tx_id')!r}: a reason lacks feature or contribution") from None
         if not feats:
             lines.append("  none: no feature pushed the score above the base")
     return "\n".join(lines)

@@ -255,7 +255,7 @@ def save_model(spec: dict, card: dict, directory: str | Path) -> None:
     (directory / "model_card.json").write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2))
 
 
-def load_model(directory: str | Path) -> FastModel:
+def load_model(directory: str | Path, served: bool = True) -> FastModel:
     path = Path(directory) / "model.json"
     try:
         spec = orjson.loads(path.read_bytes())
@@ -264,6 +264,13 @@ def load_model(directory: str | Path) -> FastModel:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read model ({exc})") from None
     try:
-        return FastModel(spec)
+        model = FastModel(spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: invalid model file ({exc})") from None
+    if served:  # a model the detector serves reads features of the catalogue
+        from fraud.scoring.features import is_known
+
+        unknown = [f for f in model.features if not isinstance(f, str) or not is_known(f)]
+        if unknown:
+            raise UserError(f"{path}: invalid model file (unknown feature(s) {unknown[:5]}, see docs/features.md)")
+    return model

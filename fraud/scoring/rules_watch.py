@@ -18,6 +18,7 @@ from fraud.errors import ConfigError
 from fraud.scoring.rules import RuleSet, parse_rules_file
 
 CHECK_S = 0.1
+_NOTHING = object()
 
 
 class RulesWatch:
@@ -39,7 +40,7 @@ class RulesWatch:
         self.changes = 0  # versions taken since the start
         self._next = time.monotonic() + check_s
         self._seen = self._signature()
-        self._pending: tuple | None = None
+        self._pending: object = _NOTHING  # a changed signature waiting to hold still (None: no file)
         self._refused: str | None = None  # version last refused: said once
 
     def _signature(self) -> tuple | None:
@@ -56,12 +57,12 @@ class RulesWatch:
         self._next = now + self.check_s
         sig = self._signature()
         if sig == self._seen:
-            self._pending = None
+            self._pending = _NOTHING
             return False
         if sig != self._pending:  # changed since the last check: read it once it holds still
             self._pending = sig
             return False
-        self._seen, self._pending = sig, None
+        self._seen, self._pending = sig, _NOTHING
         return self._load()
 
     def _load(self) -> bool:
@@ -78,7 +79,8 @@ class RulesWatch:
                 self._refused = exc.args[0]
                 self.log(f"rules: refused the edit of {exc}; {in_force}")
             return False
-        if rules.version == self.rules.version:
+        if rules.version == self.rules.version:  # back to the rules in force: a bad edit again is said again
+            self._refused = None
             return False
         reason = self.check(rules)
         if reason is not None:
