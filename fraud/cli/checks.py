@@ -77,10 +77,13 @@ def _terminated(signum, frame) -> None:
     raise _Terminated
 
 
-def _run_id(model_json: str | None, rules: str, settings: object, feedback: str | None) -> str:
-    """Fingerprint of what decides: a checkpoint taken under another one is not resumed. The rules
-    file counts by its path, not its content: its content may change during a run (`RulesWatch`),
-    and so between a checkpoint and the resume; each decision records its `rules_version`."""
+def _run_id(
+    model_json: str | None, rules: str, settings: object, feedback: str | None, shadow_json: str | None = None
+) -> str:
+    """Fingerprint of what decides (and of the shadow model that scores beside it): a checkpoint
+    taken under another one is not resumed. The rules file counts by its path, not its content: its
+    content may change during a run (`RulesWatch`), and so between a checkpoint and the resume; each
+    decision records its `rules_version`."""
     import hashlib
 
     from fraud.offline.training import file_digest
@@ -88,6 +91,8 @@ def _run_id(model_json: str | None, rules: str, settings: object, feedback: str 
     parts = [file_digest(p) if p and Path(p).is_file() else "" for p in (model_json, feedback)]
     parts.append(str(Path(rules).resolve()))
     parts.append(repr(settings))
+    if shadow_json:
+        parts.append(file_digest(shadow_json))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -84,7 +84,6 @@ def detect(
 ) -> None:
     """Decide every transaction: block, review or allow (embedded, or on Kafka with --kafka)."""
     from fraud.core.detector import cannot_apply_live, open_detector
-    from fraud.offline.training import file_digest
     from fraud.runners.embedded import default_dead_letter_path, run_file
     from fraud.runners.live_view import RunView, StatusLine
     from fraud.scoring.rules_watch import RulesWatch
@@ -149,10 +148,9 @@ def detect(
         str(rules or DEFAULT_RULES),
         cfg.detector,
         feedback,
+        str(Path(shadow_model) / "model.json") if shadow_model else None,
     )
     signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: outputs flushed, temporary state removed
-    if shadow_model:
-        run_id += ":" + file_digest(str(Path(shadow_model) / "model.json"))[:16]
     with open_detector(
         state, cfg.cache_cards, rules=rule_set, model=fast, settings=cfg.detector, feedback=reports, shadow=shadow
     ) as det:

@@ -181,6 +181,7 @@ class Detector:
             self.max_ts = int(meta["max_ts"])
         self._mcfg_of: tuple = ()
         self._mcfg = np.zeros(RK.MCFG_SIZE, dtype=np.int64)
+        self._buf = RunResult(0, 0, 0, 0)  # sized by `_use_rules`
         self._use_plan()
         self._use_rules(rules)
         # numba compiles or loads the kernels now, not inside the first decision
@@ -188,7 +189,7 @@ class Detector:
         if self.explainer is not None:  # the reasons' and the shadow's kernels too
             self.explainer.features(self._buf.X[:0], [])
         if shadow is not None:
-            KS.score_rows(self._buf.X[:0], *shadow.trees, shadow.cfg, shadow.fcfg, self._buf.shadow[:0])
+            shadow.score_into(self._buf.X[:0], self._buf.shadow[:0])
         self.vector: list[float] = self.plan.new_vector()
         self._last: tuple | None = None
 
@@ -211,7 +212,7 @@ class Detector:
         self.thresholds = thresholds
         self._fcfg[K.F_REVIEW] = thresholds["review"]
         self._fcfg[K.F_BLOCK] = thresholds["block"]
-        self._new_buffer(len(self._buf.X) if hasattr(self, "_buf") else 0)
+        self._new_buffer(len(self._buf.X))  # its widths follow the plan and the rules
 
     def _new_buffer(self, rows: int) -> None:
         self._buf = RunResult(rows, len(self.plan.names), len(self.rule_names), len(self.plan.inputs))
@@ -282,8 +283,7 @@ class Detector:
             done, full = self._kernel(done, ev_i, ids, fixed, reports, res)
         table.after_run(swept)
         if self.shadow is not None:  # one compiled call for the run's rows
-            sh = self.shadow
-            KS.score_rows(res.X, *sh.trees, sh.cfg, sh.fcfg, res.shadow)
+            self.shadow.score_into(res.X, res.shadow)
         return res
 
     def _kernel(

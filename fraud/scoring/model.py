@@ -160,8 +160,12 @@ class FastModel:
         if X.shape[1] < self.width:
             raise ValueError(f"rows have {X.shape[1]} features, the model reads {self.width}")
         out = np.empty(len(X))
-        KS.score_rows(X, *self.trees, self.cfg, self.fcfg, out)
+        self.score_into(X, out)
         return out.tolist()
+
+    def score_into(self, X: np.ndarray, out: np.ndarray) -> None:
+        """`score_rows` into `out`, unchecked: rows the detector's kernel just wrote (a shadow model)."""
+        KS.score_rows(X, *self.trees, self.cfg, self.fcfg, out)
 
 
 def _threshold(t: float) -> float | str:
