@@ -65,6 +65,21 @@ def test_a_valid_record_with_any_key_given_again_is_refused_by_that_key(key, val
         decode(line.encode())
 
 
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda k: k not in VALID), st.text(max_size=6), max_size=4),
+    st.data(),
+)
+def test_a_key_given_again_beside_unread_text_fields_is_refused(extra_fields, data):
+    """Text fields the detector does not read take the second quote count: a repeat is still found."""
+    rec = {**VALID, **extra_fields}
+    key = data.draw(st.sampled_from(sorted(rec)))
+    value = data.draw(json_values)
+    line = json.dumps(rec)[:-1] + f", {json.dumps(key)}: {json.dumps(value)}" + "}"
+    with pytest.raises(BadRecord, match="duplicate key"):
+        decode(line.encode())
+
+
 def test_a_hundred_thousand_hostile_records_through_fraud_detect(tmp_path):
     """The real command on 100,000 lines, half of them broken in 36 ways: it exits 0, every good
     line gets one decision, every bad line one dead letter with its line number and a reason."""

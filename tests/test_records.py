@@ -393,6 +393,9 @@ def test_limits_come_from_the_pipeline_config(tmp_path):
         (', "channel": "pos", "channel": null', "channel"),
         (' , "amount" : 9', "amount"),
         (', "x": {"a": 1, "a": 2}', "a"),
+        (', "source": "sim", "source": "bank"', "source"),  # text fields we do not read, too
+        (', "source": "sim", "n": 3, "source": 4', "source"),
+        (', "source": "sim", "card_id": "c2"', "card_id"),
     ],
 )
 def test_a_key_given_twice_is_refused_by_name(extra, key):
@@ -404,7 +407,15 @@ def test_a_key_given_twice_is_refused_by_name(extra, key):
 
 
 @pytest.mark.parametrize(
-    "extra", ["", ', "note": "he said \\"hi\\""', ', "x": {"a": 1}', ', "tags": ["a", "b"]', ', "channel": null']
+    "extra",
+    [
+        "",
+        ', "source": "sim", "day": 3',
+        ', "note": "he said \\"hi\\""',
+        ', "x": {"a": 1}',
+        ', "tags": ["a", "b"]',
+        ', "channel": null',
+    ],
 )
 def test_records_with_more_quotes_but_no_repeated_key_are_read(extra):
     line = '{"tx_id": "t1", "card_id": "c1", "merchant_id": "m1", "amount": 5, "event_time": 0' + extra + "}"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from fraud.core.duplicate_keys import quotes_if_keys_unique, refuse_duplicate_keys
+from fraud.core.duplicate_keys import quotes_if_flat, quotes_if_keys_unique, refuse_duplicate_keys
 from fraud.core.redact import looks_like_pan, mask_pans
 
 CARD_PRESENT_CHANNELS = frozenset({"pos", "atm"})
@@ -342,7 +342,8 @@ def decode(line: bytes | str | None) -> Transaction:
     except BadRecord:
         refuse_duplicate_keys(line)  # the first reason to give: the record says two things
         raise
-    if line.count(b'"' if type(line) is bytes else '"') != quotes_if_keys_unique(rec, tx):
+    quotes = line.count(b'"' if type(line) is bytes else '"')
+    if quotes != quotes_if_keys_unique(rec, tx) and quotes != quotes_if_flat(rec):
         refuse_duplicate_keys(line)
     return tx
 

@@ -13,6 +13,7 @@ Where a partition's state comes from when it is assigned (a restart, a crash, a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class PartitionTask:
         self.position: int | None = meta.get("offset")
         self.replay_from: int = meta.get("replay_from", 0)
         self.marks: list[list[int]] = meta.get("marks", [])
+        self.checkpointed: int | None = self.position  # the input position the store holds
+        self.checkpointed_at = time.monotonic()
 
     # -- bookkeeping -------------------------------------------------------------------------
     def after_record(self, offset: int) -> None:
@@ -66,7 +69,18 @@ class PartitionTask:
         self._advance_bound()
         return orjson.dumps({"r": self.replay_from, "m": self.detector.max_ts}).decode()
 
+    def checkpoint_due(self, now: float, force: bool) -> bool:
+        """Whether the state has moved since the last checkpoint and `state.checkpoint_interval` (or
+        `checkpoint_every` records) has passed: a store checkpointed behind the committed offset
+        only replays the gap on restore, so checkpoints need not follow every commit."""
+        if self.position == self.checkpointed:
+            return False
+        if force or now - self.checkpointed_at >= self._cfg.checkpoint_interval_ms / 1000:
+            return True
+        return (self.position or 0) - (self.checkpointed or 0) >= self._cfg.checkpoint_every
+
     def checkpoint(self) -> None:
+        self.checkpointed, self.checkpointed_at = self.position, time.monotonic()
         self.store.checkpoint(
             {
                 **self.detector.checkpoint_meta(),
@@ -89,6 +103,7 @@ class PartitionTask:
         self.position = replay_from
         self.replay_from = replay_from
         self.marks = []
+        self.checkpointed = None
 
     def close(self) -> None:
         self.store.close()

@@ -108,9 +108,10 @@ class Transactions:
                     # A transaction begun right after a commit finds the coordinator still
                     # completing it (CONCURRENT_TRANSACTIONS, KAFKA-5477), and librdkafka retries
                     # after retry.backoff.ms, 100 ms by default: most of a batch's latency.
-                    # Retries back off exponentially from here up to retry.backoff.max.ms.
-                    "retry.backoff.ms": 5,
-                    "retry.backoff.max.ms": 1000,
+                    # Retries back off exponentially from here up to retry.backoff.max.ms (1 s by
+                    # default; 10 ms cut a transaction's p50 from 7-8 ms to 6, /tmp probe, 1,000 each).
+                    "retry.backoff.ms": 1,
+                    "retry.backoff.max.ms": 10,
                 },
             )
         )

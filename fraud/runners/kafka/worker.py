@@ -2,8 +2,9 @@
 
 Per batch: one Kafka transaction holds the decisions, the dead letters and the consumed offsets
 (`send_offsets_to_transaction`), so `read_committed` readers see each decision once. Each assigned
-partition has its own `Detector` and RocksDB store (`restore.py`); after the transaction commits,
-the store checkpoints the state that matches the committed offset. The parts, one job each:
+partition has its own `Detector` and RocksDB store (`restore.py`); right after a commit, when
+`state.checkpoint_interval` has passed, the store checkpoints the state that matches the committed
+offset (a restart replays the short gap from Kafka). The parts, one job each:
 
 * `transactions.py`: the transactional producer and every way a transaction fails;
 * `restore.py`: a partition's task, and its state brought to the committed offset on assignment;
@@ -121,7 +122,7 @@ class KafkaRunner:
         # What was produced and not yet committed (at-least-once) is committed first, as Kafka Streams
         # does on revocation; then every revoked partition's store is at its committed offset.
         self._rebalances += 1
-        self._commit()
+        self._commit(checkpoint_all=True)
         for tp in partitions:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
@@ -210,7 +211,7 @@ class KafkaRunner:
                     self._use_rules(self.rules_watch.rules)
                 self._process_batch(msgs)
                 self.tables.sweep(self.consumer)
-            self._commit()  # stopped: what was produced is committed before leaving
+            self._commit(checkpoint_all=True)  # stopped: what was produced is committed before leaving
         except BaseException:
             self._touched.clear()  # a batch cut short is never committed, not even by the revocation on close
             raise
@@ -253,28 +254,30 @@ class KafkaRunner:
         else:
             producer.poll(0)  # delivery reports; nothing waits on them until the commit
 
-    def _commit(self, in_transaction: bool = False) -> None:
+    def _commit(self, in_transaction: bool = False, checkpoint_all: bool = False) -> None:
         """Commit what was produced since the last commit (offsets with it: one transaction, or after
-        delivery), then checkpoint the partitions it touched at exactly those offsets. An open
-        transaction is committed even when it touched nothing (its partitions were revoked meanwhile)."""
+        delivery); then every partition is at its committed offset, and those due checkpoint there
+        (all of them with `checkpoint_all`: on revocation and on leaving). An open transaction is
+        committed even when it touched nothing (its partitions were revoked meanwhile)."""
         touched = self._touched
         self._last_commit = time.monotonic()
-        if not touched and not in_transaction:
-            return
-        offsets = [
-            TopicPartition(t.topic, t.partition, t.position, metadata=t.commit_metadata()) for t in touched.values()
-        ]
-        counts, latencies = self._uncommitted, self._uncommitted_latencies
-        self._touched, self._uncommitted, self._uncommitted_latencies = {}, {}, []
-        if not self.transactions.commit(offsets, self.consumer.consumer_group_metadata()):
-            return  # lost: the partitions were rewound to Kafka's committed offsets
-        for t in touched.values():
-            t.checkpoint()
-        for k, n in counts.items():  # committed: only now do they count
-            self.counts[k] = self.counts.get(k, 0) + n
-        self.latencies.extend(latencies)
-        if self.metrics:
-            self.metrics.batch_committed(counts, latencies)
+        if touched or in_transaction:
+            offsets = [
+                TopicPartition(t.topic, t.partition, t.position, metadata=t.commit_metadata()) for t in touched.values()
+            ]
+            counts, latencies = self._uncommitted, self._uncommitted_latencies
+            self._touched, self._uncommitted, self._uncommitted_latencies = {}, {}, []
+            if not self.transactions.commit(offsets, self.consumer.consumer_group_metadata()):
+                return  # lost: the partitions were rewound to Kafka's committed offsets
+            for k, n in counts.items():  # committed: only now do they count
+                self.counts[k] = self.counts.get(k, 0) + n
+            self.latencies.extend(latencies)
+            if self.metrics:
+                self.metrics.batch_committed(counts, latencies)
+        now = time.monotonic()
+        for t in self.tasks.values():
+            if t.checkpoint_due(now, checkpoint_all):
+                t.checkpoint()
 
     def _shutdown(self) -> None:
         try:
