@@ -32,10 +32,7 @@ def quotes_if_keys_unique(rec: dict, tx: Transaction) -> int:
 def quotes_if_flat(rec: dict) -> int:
     """The quotes a flat record (no nested values, no escaped quotes) holds if each key appears once:
     the second, slower count, for records with text fields we do not read (a simulator's `source`)."""
-    strings = 0
-    for v in rec.values():
-        strings += type(v) is str
-    return 2 * (len(rec) + strings)
+    return 2 * (len(rec) + sum(type(v) is str for v in rec.values()))
 
 
 def refuse_duplicate_keys(line: bytes | str) -> None:

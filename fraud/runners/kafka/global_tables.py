@@ -60,7 +60,6 @@ class GlobalReader:
         lateness_ms: int = 0,
         fetch: dict | None = None,
     ) -> None:
-        fetch = fetch or {}
         self.topic = topic
         self.on_message = on_message
         self.lateness_ms = lateness_ms
@@ -74,7 +73,7 @@ class GlobalReader:
                     # if retention deletes the oldest segment under us, go on from the oldest kept record
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": 20,
-                    **fetch,
+                    **(fetch or {}),
                 }
             )
         )
