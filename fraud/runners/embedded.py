@@ -26,6 +26,7 @@ from fraud.core.records import BadRecord, dead_letter_text, decode
 from fraud.core.redact import mask_text
 from fraud.errors import UserError
 from fraud.runners.live_view import RunView
+from fraud.runners.pauses import settle
 from fraud.scoring.rules_watch import RulesWatch
 
 
@@ -248,6 +249,7 @@ def run_file(
                 forget_before=detector.history_cutoff() if detector.max_ts is not None else None,
             )
 
+    settle()  # start-up objects out of the garbage collector's way (`pauses.py`)
     try:
         # room() reads since_checkpoint as the loop leaves it: the run stops at the next checkpoint
         for lines in read_runs(src, run_max, lambda: checkpoint_every - since_checkpoint):  # noqa: B023

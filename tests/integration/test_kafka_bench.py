@@ -62,10 +62,7 @@ def test_kafka_bench_reports_every_decision(tmp_path: Path) -> None:
         e2e = result["e2e_ms"]
         assert 0 < e2e["p50"] <= e2e["p90"] <= e2e["p99"] <= e2e["p99.9"]
         assert result["warmup_max_ms"] is not None and result["warmup_max_ms"] > 0
-        hop = result["one_hop_ms"]  # the input topic read beside the worker
-        assert 0 < hop["p50"] <= hop["p99"]
         assert f"{guarantee}: {n:,}/{n:,} decided" in run.stdout
-    assert run.stdout.count("after the first 5 s") == 2 and run.stdout.count("one hop") == 2
+    assert run.stdout.count("after the first 5 s") == 2
     floor = report["floor"]  # the harness alone: producer and reader, no worker
     assert floor["transactions"] == floor["decided"] == n and "floor, no worker" in run.stdout
-    assert floor["one_hop_ms"] is None
