@@ -14,7 +14,7 @@ Where a partition's state comes from when it is assigned (a restart, a crash, a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -107,6 +107,17 @@ class PartitionTask:
 
     def close(self) -> None:
         self.store.close()
+
+
+def checkpoints_due(tasks: Iterable[PartitionTask], force: bool = False) -> list[PartitionTask]:
+    """The stores to checkpoint after a commit: the one most overdue (every one due with `force`).
+
+    Partitions assigned together fall due together, and four checkpoints in one commit held the
+    loop, and every record waiting behind it, four times as long (3.5-10 ms each at 5,000 tx/s);
+    the others follow in the next commits."""
+    now = time.monotonic()
+    due = [t for t in tasks if t.checkpoint_due(now, force)]
+    return due if force else sorted(due, key=lambda t: t.checkpointed_at)[:1]
 
 
 class Restorer:

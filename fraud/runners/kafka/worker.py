@@ -32,7 +32,7 @@ from fraud.core.records import BadRecord
 from fraud.runners.kafka.admin import group_drained
 from fraud.runners.kafka.batch import decode_batch, produce_batch
 from fraud.runners.kafka.global_tables import GlobalTables
-from fraud.runners.kafka.restore import PartitionTask, Restorer, committed_offsets
+from fraud.runners.kafka.restore import PartitionTask, Restorer, checkpoints_due, committed_offsets
 from fraud.runners.kafka.status import BrokerWatch, show_status
 from fraud.runners.kafka.transactions import AtLeastOnce, Transactions
 from fraud.runners.live_view import StatusLine
@@ -277,14 +277,7 @@ class KafkaRunner:
             self.latencies.extend(latencies)
             if self.metrics:
                 self.metrics.batch_committed(counts, latencies)
-        now = time.monotonic()
-        due = [t for t in self.tasks.values() if t.checkpoint_due(now, checkpoint_all)]
-        if not checkpoint_all:
-            # One store per commit, the one waiting longest: partitions assigned together fall due
-            # together, and four checkpoints in one commit held the loop (and every record behind it)
-            # four times as long. The others follow in the next commits.
-            due = sorted(due, key=lambda t: t.checkpointed_at)[:1]
-        for t in due:
+        for t in checkpoints_due(self.tasks.values(), checkpoint_all):
             t.checkpoint()
 
     def _shutdown(self) -> None:
