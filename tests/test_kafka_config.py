@@ -43,3 +43,36 @@ def test_guarantee_is_one_of_two_and_the_environment_wins():
     assert kafka_settings({"guarantee": "exactly_once"}, "p.yaml", env=env).guarantee == "at_least_once"
     with pytest.raises(ConfigError, match=r"p.yaml: kafka.guarantee: must be one of exactly_once, at_least_once"):
         kafka_settings({"guarantee": "exactly-once"}, "p.yaml", env={})
+
+
+def test_checkpoint_interval_is_a_kafka_setting_named_when_wrong():
+    assert kafka_settings({}, "p.yaml", env={}).checkpoint_interval_ms == 10_000
+    assert kafka_settings({"checkpoint_interval_ms": 250}, "p.yaml", env={}).checkpoint_interval_ms == 250
+    with pytest.raises(ConfigError, match=r"p\.yaml: kafka\.checkpoint_interval_ms: must be a positive integer"):
+        kafka_settings({"checkpoint_interval_ms": "10s"}, "p.yaml", env={})
+
+
+def test_one_overdue_store_checkpoints_per_commit_all_when_forced(tmp_path):
+    """Partitions assigned together fall due together; a commit checkpoints only the most overdue one
+    (the others in the next commits), a revocation or a stop every one that moved."""
+    from fraud.core.detector import Detector
+    from fraud.runners.kafka.restore import PartitionTask, checkpoints_due
+    from fraud.settings.pipeline import PipelineConfig
+
+    tasks = [PartitionTask("t", p, tmp_path / str(p), Detector, PipelineConfig(), 0) for p in range(3)]
+    try:
+        for n, task in enumerate(tasks):
+            if n != 1:  # partition 1 has not moved: nothing to write
+                task.after_record(10)
+            task.checkpointed_at -= n  # partition 2 has waited longest
+        assert checkpoints_due(tasks) == [tasks[2]]
+        assert checkpoints_due(tasks, force=True) == [tasks[0], tasks[2]]
+        tasks[2].checkpoint()
+        assert checkpoints_due(tasks) == [tasks[0]]
+        slow = PartitionTask("t", 9, tmp_path / "9", Detector, PipelineConfig(), 60_000)
+        slow.after_record(10)
+        assert checkpoints_due([slow]) == [] and checkpoints_due([slow], force=True) == [slow]
+        slow.close()
+    finally:
+        for task in tasks:
+            task.close()

@@ -33,10 +33,13 @@ REPLAY_BATCH = 1000
 class PartitionTask:
     """One assigned input partition: its detector, its store and its replay bookkeeping."""
 
-    def __init__(self, topic: str, partition: int, path: Path, make_detector, cfg: PipelineConfig) -> None:
+    def __init__(
+        self, topic: str, partition: int, path: Path, make_detector, cfg: PipelineConfig, checkpoint_interval_ms: int
+    ) -> None:
         self.topic, self.partition, self.path = topic, partition, path
         self._make = make_detector
         self._cfg = cfg
+        self._interval_s = checkpoint_interval_ms / 1000  # `kafka.checkpoint_interval_ms`
         self.store = StateStore(path, cache_size=cfg.cache_cards, max_events=cfg.detector.max_events_per_card)
         self.detector: Detector = make_detector(self.store)
         meta = self.store.meta() or {}
@@ -70,12 +73,12 @@ class PartitionTask:
         return orjson.dumps({"r": self.replay_from, "m": self.detector.max_ts}).decode()
 
     def checkpoint_due(self, now: float, force: bool) -> bool:
-        """Whether the state has moved since the last checkpoint and `state.checkpoint_interval` (or
-        `checkpoint_every` records) has passed: a store checkpointed behind the committed offset
+        """Whether the state has moved since the last checkpoint and `kafka.checkpoint_interval_ms` (or
+        `state.checkpoint_every` records) has passed: a store checkpointed behind the committed offset
         only replays the gap on restore, so checkpoints need not follow every commit."""
         if self.position == self.checkpointed:
             return False
-        if force or now - self.checkpointed_at >= self._cfg.checkpoint_interval_ms / 1000:
+        if force or now - self.checkpointed_at >= self._interval_s:
             return True
         return (self.position or 0) - (self.checkpointed or 0) >= self._cfg.checkpoint_every
 
@@ -140,7 +143,9 @@ class Restorer:
     def restore(self, tp: TopicPartition, consumer: Consumer) -> PartitionTask:
         """`tp` as returned by `consumer.committed`: its offset and metadata are Kafka's truth."""
         path = self.state_root / f"{tp.topic}-{tp.partition}"
-        task = PartitionTask(tp.topic, tp.partition, path, self.make_detector, self.cfg)
+        task = PartitionTask(
+            tp.topic, tp.partition, path, self.make_detector, self.cfg, self.settings.checkpoint_interval_ms
+        )
         if tp.offset == OFFSET_INVALID or tp.offset < 0:  # nothing committed: start from the beginning
             low, _ = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
             if task.position != low:

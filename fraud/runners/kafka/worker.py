@@ -3,7 +3,7 @@
 Per batch: one Kafka transaction holds the decisions, the dead letters and the consumed offsets
 (`send_offsets_to_transaction`), so `read_committed` readers see each decision once. Each assigned
 partition has its own `Detector` and RocksDB store (`restore.py`); right after a commit, when
-`state.checkpoint_interval` has passed, the store checkpoints the state that matches the committed
+`kafka.checkpoint_interval_ms` has passed, the store checkpoints the state that matches the committed
 offset (a restart replays the short gap from Kafka). The parts, one job each:
 
 * `transactions.py`: the transactional producer and every way a transaction fails;
