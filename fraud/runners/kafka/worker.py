@@ -118,7 +118,7 @@ class KafkaRunner:
         for tp in consumer.committed(partitions, timeout=30):
             self.tasks[tp.partition] = self._restore(tp)
         self._share_decodes()
-        settle()  # what the restores left behind, too
+        settle()  # the restored stores frozen too, the revoked ones' garbage collected
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # What was produced and not yet committed (at-least-once) is committed first, as Kafka Streams
@@ -259,9 +259,9 @@ class KafkaRunner:
 
     def _commit(self, in_transaction: bool = False, checkpoint_all: bool = False) -> None:
         """Commit what was produced since the last commit (offsets with it: one transaction, or after
-        delivery); then every partition is at its committed offset, and the one whose checkpoint is most
-        overdue checkpoints there (all that are due with `checkpoint_all`: on revocation and on leaving). An open transaction is
-        committed even when it touched nothing (its partitions were revoked meanwhile)."""
+        delivery); then every partition is at its committed offset, and the most overdue checkpoint
+        is taken there (every due one with `checkpoint_all`: on revocation and on leaving). An open
+        transaction is committed even when it touched nothing (its partitions were revoked meanwhile)."""
         touched = self._touched
         self._last_commit = time.monotonic()
         if touched or in_transaction:
