@@ -40,7 +40,7 @@ NAN = math.nan
 # the run, and an event's latency includes deciding the others of its run (`fraud bench` measures
 # both; at 16 the full detector ran ~10% faster per event and its p99 latency doubled).
 RUN_MAX = 8
-_NO_IDS = np.zeros(0, dtype=np.uint8)
+_NO_IDS = np.frombuffer(b"", dtype=np.uint8)  # read-only, as every run's ids are: one kernel signature, not two
 _NO_EVENTS, _NO_FIXED = np.zeros((0, RK.EV_I_COLS), np.int64), np.zeros((0, K.IN_F_FIXED))  # a run of none
 REPLAY_RUN = 4096  # events per kernel call in replays (training, backtests): nothing waits offline
 
