@@ -116,7 +116,7 @@ def checkpoints_due(tasks: Iterable[PartitionTask], force: bool = False) -> list
     """The stores to checkpoint after a commit: the one most overdue (every one due with `force`).
 
     Partitions assigned together fall due together, and four checkpoints in one commit held the
-    loop, and every record waiting behind it, four times as long (3.5-10 ms each at 5,000 tx/s);
+    loop, and every record waiting behind it, four times as long (5-22 ms each at 5,000 tx/s);
     the others follow in the next commits."""
     now = time.monotonic()
     due = [t for t in tasks if t.checkpoint_due(now, force)]
