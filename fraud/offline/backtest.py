@@ -8,12 +8,14 @@ customers they turn away. Several rules files are shown side by side (`format_si
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from fraud.core import window_kernel as K
-from fraud.core.detector import DetectorSettings, open_detector, runs_of
-from fraud.core.records import iter_transactions
+from fraud.core.detector import DetectorSettings, open_detector
+from fraud.offline.decode_ahead import TransactionRuns
 from fraud.offline.evaluation import load_labels_full
+from fraud.runners.pauses import frozen_heap
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import RuleSet
 from fraud.state.feedback import FeedbackIndex
@@ -34,8 +36,13 @@ def backtest(
     caught_block = caught_alert = 0
     money = {"rule_set": _Money(), "with_model": _Money()}
     rejected: list[int] = []
-    with open_detector(rules=rules, model=model, settings=settings, feedback=feedback) as det:
-        for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
+    with (
+        frozen_heap(),  # full collections walk only what the replay keeps (`pauses.py`)
+        TransactionRuns(tx_path, progress, rejected) as runs,  # decoding starts before the kernels load
+        open_detector(rules=rules, model=model, settings=settings, feedback=feedback) as det,
+    ):
+        gc.freeze()  # the objects the kernels' loading left too
+        for run in runs:
             res = det.run(run)
             sev = res.out_i[:, K.O_SEV].tolist()
             dec = res.out_i[:, K.O_DEC].tolist()

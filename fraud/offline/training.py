@@ -1,12 +1,14 @@
 """`fraud train`: replay the stream through the detector, fit a classifier, pick thresholds.
 
-Feature rows come from `Detector.update` (the live code path), never from a batch re-implementation.
+Feature rows come from `Detector.run` (the live code path), never from a batch re-implementation;
+the file is decoded ahead in a second process (`decode_ahead.py`).
 Hyper-parameters and thresholds are chosen on a time-ordered validation split: the last
 `valid_fraction` of the labelled rows in event time, never a random split across time.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import platform
 import sys
@@ -17,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from fraud.core import window_kernel as K
-from fraud.core.detector import DetectorSettings, open_detector, runs_of
-from fraud.core.records import iter_transactions
+from fraud.core.detector import DetectorSettings, open_detector
 from fraud.core.units import DAY_MS
+from fraud.offline.decode_ahead import TransactionRuns
 from fraud.offline.evaluation import load_labels_full
+from fraud.runners.pauses import frozen_heap
 from fraud.scoring.features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from fraud.scoring.model import load_model, model_spec, save_model
 from fraud.state.feedback import FeedbackIndex
@@ -66,8 +69,9 @@ MODEL_FEATURES = [
     "merchant_cards_7d",
 ]
 
-# Small grid, shallow trees: scoring walks every tree in Python per event, so model size is
-# latency. The number of trees is chosen per config on the validation split (staged predictions).
+# Small grid, shallow trees: bigger models (more or deeper trees) ranked no better on held-out weeks
+# (docs/model.md), though the kernel would score them cheaply. The number of trees is chosen per
+# config on the validation split (staged predictions).
 # `fraud_weight` is how many times a fraud row counts against a legitimate one: heavy up-weighting buys
 # precision at the top of the ranking but blurs the rest of it (ROC AUC), and deep trees learn the
 # training weeks' merchants and cards by heart: on held-out weeks of the handbook-style simulator and
@@ -97,8 +101,8 @@ SELECTION_TOLERANCE = 0.01
 # Blended in: a small extremely-randomised forest on the unweighted rows. Boosting ranks the top
 # (average precision) well but orders the bulk of low scores by weak, learned-by-heart patterns; the
 # forest's averaged random splits order it better, and the blend beat boosting alone on held-out weeks of
-# both simulators, at every population size tried (README, "Model"). 30 trees of depth at most 10: each
-# is walked per event, and 50 trees, or deeper trees (twice the steps), ranked no better on those weeks.
+# both simulators, at every population size tried (docs/model.md). 30 trees of depth at most 10: 50 or
+# 100 trees, or deeper trees, ranked no better on those weeks, for more work per event.
 FOREST = {"n_estimators": 30, "max_depth": 10, "min_samples_leaf": 3, "max_features": 0.5}
 FOREST_WEIGHT = 0.7
 
@@ -125,9 +129,14 @@ def replay(
     card_ids: list[str] = []
     ts: list[int] = []
     rejected: list[int] = []
-    with open_detector(settings=settings, extra_features=features, feedback=feedback) as det:
+    with (
+        frozen_heap(),  # full collections walk only what the replay keeps (`pauses.py`)
+        TransactionRuns(tx_path, progress, rejected) as runs,  # decoding starts before the kernels load
+        open_detector(settings=settings, extra_features=features, feedback=feedback) as det,
+    ):
+        gc.freeze()  # the objects the kernels' loading left too
         slots = [det.plan.index[f] for f in features]
-        for run in runs_of(iter_transactions(tx_path, progress, rejected=rejected)):
+        for run in runs:
             res = det.run(run)
             first = res.out_i[:, K.O_REPEAT] == 0  # a repeat (an upstream retry) is one row, its first
             if not first.all():
