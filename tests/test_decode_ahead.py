@@ -89,3 +89,19 @@ def test_an_unreadable_file_is_a_user_error_either_way(tmp_path):
         with pytest.raises(UserError, match="cannot read transactions"):
             with TransactionRuns(str(tmp_path / "missing.jsonl"), parallel=parallel) as runs:
                 list(runs)
+
+
+def test_no_process_to_be_had_means_a_serial_read(tmp_path, small_blocks, monkeypatch):
+    from multiprocessing.process import BaseProcess
+
+    path = tmp_path / "tx.jsonl"
+    path.write_bytes(b"\n".join(hostile_lines(300, seed=3)[0]))
+    serial = _read(path, parallel=False)
+
+    def refuse(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(BaseProcess, "start", refuse)
+    with TransactionRuns(str(path), parallel=True) as runs:
+        assert runs._proc is None
+    assert _read(path, parallel=True)[:2] == serial[:2]

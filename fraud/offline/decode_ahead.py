@@ -93,8 +93,12 @@ class TransactionRuns:
             ctx = multiprocessing.get_context("fork")
             self._queue = ctx.Queue(AHEAD)
             with _open(path) as f:  # the worker reads its inherited copy; a bad path is the parent's error
-                self._proc = ctx.Process(target=_worker, args=(f, self._queue), daemon=True, name="fraud-decode")
-                self._proc.start()
+                proc = ctx.Process(target=_worker, args=(f, self._queue), daemon=True, name="fraud-decode")
+                try:
+                    proc.start()
+                    self._proc = proc
+                except OSError:  # no process to be had (a limit on processes or memory): read serially
+                    self._queue.close()
 
     def __iter__(self) -> Iterator[list[Transaction]]:
         if self._proc is None:
