@@ -54,9 +54,9 @@ def test_hostile_file_reads_the_same_decoded_ahead(tmp_path, small_blocks):
 def test_replay_rows_are_the_same_decoded_ahead(small_stream, small_blocks, monkeypatch):
     fb = str(small_stream["feedback"])
     serial_runs = TransactionRuns
-    monkeypatch.setattr("fraud.offline.training.TransactionRuns", lambda *a: serial_runs(*a, parallel=False))
+    monkeypatch.setattr("fraud.offline.decode_ahead.TransactionRuns", lambda *a: serial_runs(*a, parallel=False))
     serial = replay(str(small_stream["tx"]), MODEL_FEATURES, feedback=FeedbackIndex.from_file(fb))
-    monkeypatch.setattr("fraud.offline.training.TransactionRuns", lambda *a: serial_runs(*a, parallel=True))
+    monkeypatch.setattr("fraud.offline.decode_ahead.TransactionRuns", lambda *a: serial_runs(*a, parallel=True))
     forked = replay(str(small_stream["tx"]), MODEL_FEATURES, feedback=FeedbackIndex.from_file(fb))
     assert forked.tx_ids == serial.tx_ids and forked.card_ids == serial.card_ids
     assert np.array_equal(forked.ts, serial.ts)

@@ -8,13 +8,14 @@ on with the stream.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from fraud.core.duplicate_keys import quotes_if_flat, quotes_if_keys_unique, refuse_duplicate_keys
+from fraud.core.lines import iter_lines
 from fraud.core.redact import looks_like_pan, mask_pans
 
 CARD_PRESENT_CHANNELS = frozenset({"pos", "atm"})
@@ -359,33 +360,23 @@ def dead_letter_text(raw: bytes) -> tuple[str, int | None]:
     return text[:cut].decode("utf-8", "replace"), len(raw)
 
 
-def iter_lines(path: str, what: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of every non-blank line; an unreadable file is a one-line UserError."""
-    from fraud.errors import UserError
-
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    with f:
-        for n, raw in enumerate(f, 1):
-            if raw.strip():
-                yield n, raw
-
-
-def iter_transactions(
-    path: str, progress: Callable[[int], None] | None = None, every: int = 20_000, rejected: list[int] | None = None
+def decode_lines(
+    lines: Iterable[tuple[int, bytes]], rejected: list[int] | None = None, progress: Callable[[int], None] | None = None
 ) -> Iterator[Transaction]:
-    """Valid transactions of a JSON Lines file in file (= arrival) order, bad lines skipped (their
-    line numbers appended to `rejected`, so that the caller can say how many).
-
-    For replays (training, backtests); the detector's runners dead-letter bad lines instead.
-    """
-    for n, raw in iter_lines(path, "transactions"):
-        if progress and n % every == 0:
+    """The valid transactions of numbered lines, in order, bad ones' numbers appended to `rejected`
+    (`progress` told every 20,000 lines). For replays; the runners dead-letter bad lines instead."""
+    for n, raw in lines:
+        if progress and n % 20_000 == 0:
             progress(n)
         try:
             yield decode(raw)
         except BadRecord:
             if rejected is not None:
                 rejected.append(n)
+
+
+def iter_transactions(
+    path: str, progress: Callable[[int], None] | None = None, rejected: list[int] | None = None
+) -> Iterator[Transaction]:
+    """Valid transactions of a JSON Lines file in file (= arrival) order (`decode_lines`)."""
+    return decode_lines(iter_lines(path, "transactions"), rejected, progress)

@@ -8,14 +8,12 @@ customers they turn away. Several rules files are shown side by side (`format_si
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 
 from fraud.core import window_kernel as K
-from fraud.core.detector import DetectorSettings, open_detector
-from fraud.offline.decode_ahead import TransactionRuns
+from fraud.core.detector import DetectorSettings
+from fraud.offline.decode_ahead import replaying
 from fraud.offline.evaluation import load_labels_full
-from fraud.runners.pauses import frozen_heap
 from fraud.scoring.model import FastModel
 from fraud.scoring.rules import RuleSet
 from fraud.state.feedback import FeedbackIndex
@@ -36,12 +34,8 @@ def backtest(
     caught_block = caught_alert = 0
     money = {"rule_set": _Money(), "with_model": _Money()}
     rejected: list[int] = []
-    with (
-        frozen_heap(),  # full collections walk only what the replay keeps (`pauses.py`)
-        TransactionRuns(tx_path, progress, rejected) as runs,  # decoding starts before the kernels load
-        open_detector(rules=rules, model=model, settings=settings, feedback=feedback) as det,
-    ):
-        gc.freeze()  # the objects the kernels' loading left too
+    detector = dict(rules=rules, model=model, settings=settings, feedback=feedback)
+    with replaying(tx_path, progress, rejected, **detector) as (det, runs):
         for run in runs:
             res = det.run(run)
             sev = res.out_i[:, K.O_SEV].tolist()

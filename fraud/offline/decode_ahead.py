@@ -15,6 +15,7 @@ Serial where forking is not safe or not worth it: off Linux, on one CPU, or for 
 
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import multiprocessing.process
@@ -23,11 +24,14 @@ import os
 import queue
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from fraud.core.detector import runs_of
-from fraud.core.records import BadRecord, Transaction, decode, iter_transactions
+from fraud.core.detector import Detector, open_detector, runs_of
+from fraud.core.lines import numbered_lines, open_input
+from fraud.core.records import Transaction, decode_lines, iter_transactions
+from fraud.runners.pauses import frozen_heap
 
 BLOCK_BYTES = 1 << 20  # about 3,000 records a block: a kernel run each, a pickle of ~0.4 MB back
 AHEAD = 16  # blocks decoded and not yet taken, at most: ahead while the kernels load, memory bounded
@@ -43,16 +47,9 @@ def can_fork() -> bool:
 
 def decode_block(block: bytes, first_line: int) -> tuple[tuple[list, ...], list[int]]:
     """The block's valid transactions as columns (pickled, a tenth of the cost of the objects), and
-    the numbers of its invalid lines. Lines split as a file's do; blank ones are skipped."""
-    txs: list[Transaction] = []
+    the numbers of its invalid lines: `decode_lines`, as a serial read."""
     bad: list[int] = []
-    for n, raw in enumerate(io.BytesIO(block), first_line):
-        if not raw.strip():
-            continue
-        try:
-            txs.append(decode(raw))
-        except BadRecord:
-            bad.append(n)
+    txs = list(decode_lines(numbered_lines(io.BytesIO(block), first_line), bad))
     return tuple([getattr(tx, f) for tx in txs] for f in FIELDS), bad
 
 
@@ -92,7 +89,9 @@ class TransactionRuns:
         if parallel:
             ctx = multiprocessing.get_context("fork")
             self._queue = ctx.Queue(AHEAD)
-            with _open(path) as f:  # the worker reads its inherited copy; a bad path is the parent's error
+            with open_input(
+                path, "transactions"
+            ) as f:  # the worker reads its inherited copy; a bad path is the parent's error
                 proc = ctx.Process(target=_worker, args=(f, self._queue), daemon=True, name="fraud-decode")
                 try:
                     proc.start()
@@ -149,10 +148,13 @@ def _size(path: str) -> int:
         return 0  # the serial reader says what is wrong with the path
 
 
-def _open(path: str) -> BinaryIO:
-    from fraud.errors import UserError
-
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read transactions ({exc.strerror or exc})") from None
+@contextmanager
+def replaying(
+    path: str, progress: Callable[[int], None] | None, rejected: list[int], **parts: Any
+) -> Iterator[tuple[Detector, TransactionRuns]]:
+    """A fresh in-memory detector (`open_detector(**parts)`) and the file's runs, for a replay: the
+    worker starts decoding before the kernels load, and the heap the replay finds, the kernels'
+    included, stays out of full collections while it runs (`pauses.frozen_heap`)."""
+    with frozen_heap(), TransactionRuns(path, progress, rejected) as runs, open_detector(**parts) as det:
+        gc.freeze()  # what loading the kernels left too
+        yield det, runs

@@ -15,7 +15,8 @@ import numpy as np
 import orjson
 
 from fraud.core.latency import percentiles
-from fraud.core.records import BadRecord, iter_lines, parse_time
+from fraud.core.lines import iter_lines
+from fraud.core.records import BadRecord, parse_time
 from fraud.core.redact import mask_text
 from fraud.core.units import DAY_MS
 from fraud.errors import UserError

@@ -8,7 +8,6 @@ Hyper-parameters and thresholds are chosen on a time-ordered validation split: t
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import platform
 import sys
@@ -19,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from fraud.core import window_kernel as K
-from fraud.core.detector import DetectorSettings, open_detector
+from fraud.core.detector import DetectorSettings
 from fraud.core.units import DAY_MS
-from fraud.offline.decode_ahead import TransactionRuns
+from fraud.offline.decode_ahead import replaying
 from fraud.offline.evaluation import load_labels_full
-from fraud.runners.pauses import frozen_heap
 from fraud.scoring.features import EXTRA_FEATURES, WINDOW_DOC, parse_window
 from fraud.scoring.model import load_model, model_spec, save_model
 from fraud.state.feedback import FeedbackIndex
@@ -129,12 +127,8 @@ def replay(
     card_ids: list[str] = []
     ts: list[int] = []
     rejected: list[int] = []
-    with (
-        frozen_heap(),  # full collections walk only what the replay keeps (`pauses.py`)
-        TransactionRuns(tx_path, progress, rejected) as runs,  # decoding starts before the kernels load
-        open_detector(settings=settings, extra_features=features, feedback=feedback) as det,
-    ):
-        gc.freeze()  # the objects the kernels' loading left too
+    detector = dict(settings=settings, extra_features=features, feedback=feedback)
+    with replaying(tx_path, progress, rejected, **detector) as (det, runs):
         slots = [det.plan.index[f] for f in features]
         for run in runs:
             res = det.run(run)

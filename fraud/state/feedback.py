@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from fraud.core.records import BadRecord, iter_lines, parse_time
+from fraud.core.lines import iter_lines
+from fraud.core.records import BadRecord, parse_time
 
 
 class FeedbackIndex:
